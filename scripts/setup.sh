@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything MusicFS needs on a Debian machine, idempotently: the system packages pyfuse3
+# builds against (fuse3, libfuse3-dev, pkg-config, a C compiler), bindfs for the benchmarks, and a
+# virtualenv in .venv with MusicFS installed (editable) plus its demo, test and lint extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(fuse3 libfuse3-dev pkg-config gcc python3 python3-dev python3-venv bindfs)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    echo "installing system packages: ${missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e '.[demo,test,lint]' tox 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/musicfs --version

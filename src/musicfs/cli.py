@@ -1,0 +1,169 @@
+"""The `musicfs` command: arguments -> Config -> daemon, and every error -> one line and an exit code.
+
+Owns: the command-line interface (mount, unmount, scan, tree, demo) and the exit codes documented in
+README.md: 0 success, 1 other user error, 2 bad usage or config, 3 origin problem, 4 mountpoint
+problem, 5 state directory problem, 6 already running, 70 internal error (a bug: traceback logged),
+130 interrupted.
+Concurrency: main thread only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from musicfs import __version__
+from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
+from musicfs.core.errors import UserError
+from musicfs.daemon.crash import install_crash_hooks
+from musicfs.daemon.logsetup import setup_logging
+
+log = logging.getLogger("musicfs")
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="musicfs", description="A read-only FUSE view of a music collection, organised by its tags."
+    )
+    parser.add_argument("--version", action="version", version=f"musicfs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mount = commands.add_parser("mount", help="mount the library and serve it until stopped")
+    mount.add_argument("mountpoint", type=Path)
+    _library_arguments(mount)
+    mount.add_argument(
+        "--allow-other", action="store_true", default=None, help="let other users read the mount"
+    )
+    mount.add_argument(
+        "--auto-unmount",
+        action="store_true",
+        default=None,
+        help="unmount even if the daemon is killed (an empty folder instead of a dead mount)",
+    )
+    mount.add_argument(
+        "--read-timeout",
+        type=float,
+        metavar="S",
+        help="seconds before a hung origin read gives EIO (default 10)",
+    )
+
+    scan = commands.add_parser("scan", help="build or refresh the index without mounting")
+    _library_arguments(scan)
+
+    tree = commands.add_parser("tree", help="print the layout the mount would show, without mounting")
+    _library_arguments(tree, with_state=False)
+
+    unmount = commands.add_parser(
+        "unmount", help="stop the MusicFS serving MOUNTPOINT, or clean a dead mount"
+    )
+    unmount.add_argument("mountpoint", type=Path)
+    unmount.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    unmount.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+
+    demo = commands.add_parser("demo", help="write a small demo library of real, tagged audio files")
+    demo.add_argument("destination", type=Path)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    return parser
+
+
+def _library_arguments(parser: argparse.ArgumentParser, *, with_state: bool = True) -> None:
+    parser.add_argument(
+        "--origin",
+        action="append",
+        metavar="PATH",
+        help="a folder of music (repeat for several; the first is preferred)",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML config file")
+    parser.add_argument("--template", help="the path template")
+    if with_state:
+        parser.add_argument("--state-dir", metavar="DIR", help="where the index and lock live")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    file_values = read_config_file(args.config) if args.config else {}
+    overrides: dict[str, Any] = {
+        "origin": args.origin,
+        "template": args.template,
+        "state_dir": getattr(args, "state_dir", None),
+        "log_level": args.log_level,
+        "mountpoint": str(args.mountpoint) if getattr(args, "mountpoint", None) else None,
+        "allow_other": getattr(args, "allow_other", None),
+        "auto_unmount": getattr(args, "auto_unmount", None),
+        "read_timeout": getattr(args, "read_timeout", None),
+    }
+    return build_config(file_values, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from musicfs.demo import generate_library
+
+        demo = generate_library(args.destination, seed=args.seed)
+        print(f"wrote a demo library of {len(demo.tracks)} tracks to {demo.root}")
+        return 0
+    if args.command == "unmount":
+        from musicfs.daemon.unmount import unmount
+
+        print(unmount(args.mountpoint, args.timeout))
+        return 0
+    config = _config(args)
+    setup_logging(config.log_level)
+    from musicfs.daemon import app
+
+    if args.command == "mount":
+        app.mount(config)
+    elif args.command == "scan":
+        with app.open_instance(config) as library:
+            for report in app.scan(library):
+                print(report.summary())
+    elif args.command == "tree":
+        _print_tree(config)
+    return 0
+
+
+def _print_tree(config: Config) -> None:
+    from dataclasses import replace
+
+    from musicfs.daemon import app
+
+    with (
+        tempfile.TemporaryDirectory(prefix="musicfs-tree-") as scratch,
+        app.open_instance(replace(config, state_dir=Path(scratch))) as library,
+    ):
+        app.scan(library)
+        files, _ = library.index.view(library.priority)
+        for path in sorted(f.viewpath for f in files):
+            sys.stdout.write(os.fsdecode(path) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `musicfs` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    install_crash_hooks()
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"musicfs: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("musicfs: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        log.exception("internal error (a bug in MusicFS; please report it with this traceback)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Core types, errors and configuration shared by every layer; imports nothing else of MusicFS."""

@@ -1,0 +1,177 @@
+"""The validated configuration of one MusicFS instance, from a TOML file and command-line overrides.
+
+Owns: `Config` and `OriginConfig` (frozen dataclasses), reading the TOML file with `tomllib`, and the
+default locations of the state directory. It checks types and values; checks that touch the disk
+(does the origin exist, is the mountpoint a folder) live in `musicfs.daemon.preflight`.
+Concurrency: values are immutable; loading does blocking file I/O and runs before the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musicfs.core.errors import ConfigError
+
+DEFAULT_TEMPLATE = "{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class OriginConfig:
+    """One origin: a folder that is only ever read. A lower `priority` wins for duplicate tracks."""
+
+    path: Path
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a mount, scan or tree run needs to know.
+
+    Attributes:
+        origins: the origins, sorted by priority (most preferred first).
+        state_dir: holds the index, the instance lock and logs of this instance.
+        template: the path template (see `musicfs.tree.template`).
+        mountpoint: where to mount; None for commands that do not mount.
+        allow_other: let other users see the mount (needs `user_allow_other` for non-root).
+        auto_unmount: ask libfuse to unmount when the process dies, even by SIGKILL.
+        read_timeout: seconds an origin read or open may take before the reader gets EIO.
+        attr_timeout: seconds the kernel may cache names and attributes (invalidated on change).
+        log_level: one of LOG_LEVELS.
+    """
+
+    origins: tuple[OriginConfig, ...]
+    state_dir: Path
+    template: str = DEFAULT_TEMPLATE
+    mountpoint: Path | None = None
+    allow_other: bool = False
+    auto_unmount: bool = False
+    read_timeout: float = 10.0
+    attr_timeout: float = 300.0
+    log_level: str = "INFO"
+
+
+_TOP_KEYS = {
+    "origin": list,
+    "state_dir": str,
+    "template": str,
+    "mountpoint": str,
+    "allow_other": bool,
+    "auto_unmount": bool,
+    "read_timeout": (int, float),
+    "attr_timeout": (int, float),
+    "log_level": str,
+}
+_ORIGIN_KEYS = {"path": str, "priority": int}
+
+
+def default_state_dir() -> Path:
+    """`$STATE_DIRECTORY` (set by systemd's StateDirectory=), else `$XDG_STATE_HOME/musicfs`."""
+    systemd_dir = os.environ.get("STATE_DIRECTORY")
+    if systemd_dir:
+        return Path(systemd_dir.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "musicfs"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and type-check a TOML config file; raise ConfigError with one line on any problem."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _check_keys(data, _TOP_KEYS, f"config file {path}")
+    for index, origin in enumerate(data.get("origin", [])):
+        if not isinstance(origin, dict):
+            raise ConfigError(f"config file {path}: [[origin]] entry {index + 1} must be a table")
+        _check_keys(origin, _ORIGIN_KEYS, f"config file {path}, [[origin]] entry {index + 1}")
+        if "path" not in origin:
+            raise ConfigError(f"config file {path}: [[origin]] entry {index + 1} has no 'path'")
+    return data
+
+
+def _check_keys(data: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(schema))})")
+        expected = schema[key]
+        if isinstance(value, bool) and expected is not bool and bool not in _as_tuple(expected):
+            raise ConfigError(f"{where}: '{key}' must be {_type_name(expected)}, not a boolean")
+        if not isinstance(value, expected):
+            raise ConfigError(f"{where}: '{key}' must be {_type_name(expected)}")
+
+
+def _as_tuple(expected: Any) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
+
+
+def _type_name(expected: Any) -> str:
+    names = {str: "a string", bool: "true or false", int: "a whole number", float: "a number", list: "a list"}
+    return " or ".join(dict.fromkeys(names[t] for t in _as_tuple(expected)))
+
+
+def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Config:
+    """Merge config-file values with command-line overrides (which win) and validate the result.
+
+    `overrides` uses the same keys as the file, with `origin` as a list of path strings; keys whose
+    value is None are ignored.
+    """
+    merged: dict[str, Any] = dict(file_values)
+    merged.update({key: value for key, value in overrides.items() if value is not None})
+    origins = _origins(merged.get("origin", []))
+    if not origins:
+        raise ConfigError("no origin given: pass --origin PATH or add an [[origin]] table to the config")
+    level = str(merged.get("log_level", "INFO")).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
+    timeouts = {
+        key: float(merged.get(key, default))
+        for key, default in (("read_timeout", 10.0), ("attr_timeout", 300.0))
+    }
+    for key, value in timeouts.items():
+        if not 0 < value <= 3600:
+            raise ConfigError(f"{key} must be between 0 and 3600 seconds, not {value}")
+    mountpoint = merged.get("mountpoint")
+    return Config(
+        origins=origins,
+        state_dir=_absolute(Path(merged.get("state_dir") or default_state_dir())),
+        template=str(merged.get("template", DEFAULT_TEMPLATE)),
+        mountpoint=_absolute(Path(mountpoint)) if mountpoint else None,
+        allow_other=bool(merged.get("allow_other", False)),
+        auto_unmount=bool(merged.get("auto_unmount", False)),
+        read_timeout=timeouts["read_timeout"],
+        attr_timeout=timeouts["attr_timeout"],
+        log_level=level,
+    )
+
+
+def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
+    origins = []
+    for position, item in enumerate(raw):
+        if isinstance(item, Mapping):
+            path, priority = item["path"], int(item.get("priority", position))
+        else:
+            path, priority = str(item), position
+        if not path:
+            raise ConfigError("an origin path is empty")
+        origins.append(OriginConfig(path=_absolute(Path(path)), priority=priority))
+    seen: set[Path] = set()
+    for origin in origins:
+        if origin.path in seen:
+            raise ConfigError(f"origin {origin.path} is given twice")
+        seen.add(origin.path)
+    return tuple(sorted(origins, key=lambda o: o.priority))
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(path)))

@@ -1,0 +1,56 @@
+"""Plain value types shared by all layers.
+
+Owns: `TagSet` (what a track's tags say) and `TrackEntry` (a track as the tree layer sees it).
+Concurrency: every type here is immutable (frozen dataclasses) and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NewType
+
+InodeNo = NewType("InodeNo", int)
+OriginId = NewType("OriginId", int)
+
+
+@dataclass(frozen=True, slots=True)
+class TagSet:
+    """The tags of one audio file, normalised; every field may be missing.
+
+    Strings are stripped and never empty (a missing value is ``None``). Numbers come from forms like
+    ``"3"`` and ``"3/12"``; ``year`` is the first four-digit year found in the date.
+    """
+
+    artist: str | None = None
+    albumartist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    genre: str | None = None
+    date: str | None = None
+    year: int | None = None
+    track: int | None = None
+    tracktotal: int | None = None
+    disc: int | None = None
+    disctotal: int | None = None
+    compilation: bool = False
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEntry:
+    """A track as the tree layer needs it: identity, where it comes from, and its tags.
+
+    Attributes:
+        track_id: the index's stable id for this file (also its inode number).
+        origin_priority: lower wins when the same track is present in several origins.
+        stem: the file name without its extension, as it is in the origin (may hold
+            surrogate escapes when the name is not UTF-8).
+        ext: the extension without the dot, lower case (``"flac"``).
+        tags: the file's tags; ``TagSet()`` when they could not be read.
+    """
+
+    track_id: int
+    origin_priority: int
+    stem: str
+    ext: str
+    tags: TagSet

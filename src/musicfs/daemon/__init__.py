@@ -1,0 +1,1 @@
+"""The daemon: composition root, lifecycle, systemd integration and mountpoint handling."""

@@ -1,0 +1,80 @@
+"""The composition root: the order in which a command takes its resources and gives them back.
+
+Owns: `mount`, `scan` and the opening of an instance (`open_instance`): state directory, then the
+instance lock (before anything else is touched, 3.9), then the mountpoint (a stale mount is cleaned
+only now), then the index. Resources are released in reverse order through an ExitStack, whatever
+happens in between.
+Concurrency: runs on the main thread; `Service.run` starts the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from musicfs.core.config import Config
+from musicfs.daemon.lock import InstanceLock
+from musicfs.daemon.mounts import clear_stale_mount
+from musicfs.daemon.notify import Notifier
+from musicfs.daemon.preflight import check_mountpoint, check_origins, prepare_state_dir
+from musicfs.daemon.progress import ScanProgress
+from musicfs.daemon.service import MountOptions, Service
+from musicfs.index.scanner import ScanReport
+from musicfs.index.store import Index
+from musicfs.library import Library
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.sqlite"
+
+
+@contextmanager
+def open_instance(config: Config) -> Iterator[Library]:
+    """Check the origins, lock the state directory, open the index; undo all of it on exit."""
+    check_origins(config)
+    prepare_state_dir(config.state_dir)
+    with ExitStack() as stack:
+        lock = InstanceLock(config.state_dir)
+        lock.acquire()
+        stack.callback(lock.release)
+        if config.mountpoint is not None:
+            check_mountpoint(config)
+            clear_stale_mount(config.mountpoint)
+        index = Index(config.state_dir / INDEX_NAME)
+        stack.callback(index.close)
+        yield Library(config, index)
+
+
+def mount(config: Config) -> None:
+    """Mount the library at config.mountpoint and serve it until SIGTERM/SIGINT or an unmount."""
+    notifier = Notifier()
+    notifier.status("starting")
+    with open_instance(config) as library:
+        notifier.status("loading the index")
+        started = time.monotonic()
+        tree = library.load()
+        log.info("index loaded in %.3f s: %d files", time.monotonic() - started, tree.file_count)
+        first_scan = tree.file_count == 0
+        if first_scan:
+            notifier.status("first scan of the library")
+            scan(library, notifier)
+        assert config.mountpoint is not None
+        options = MountOptions(
+            mountpoint=config.mountpoint,
+            allow_other=config.allow_other,
+            auto_unmount=config.auto_unmount,
+            attr_timeout=config.attr_timeout,
+            read_timeout=config.read_timeout,
+            rescan_at_start=not first_scan,
+        )
+        Service(library, options, notifier).run()
+    log.info("stopped cleanly")
+
+
+def scan(library: Library, notifier: Notifier | None = None) -> list[ScanReport]:
+    """Rescan every origin with a progress bar on a terminal (plain lines otherwise)."""
+    with ScanProgress(sys.stderr, notifier) as progress:
+        return library.rescan(progress)

@@ -1,0 +1,128 @@
+"""Mountpoint state: reading /proc/self/mountinfo, telling live, dead and foreign mounts apart.
+
+Owns: finding the mount at an exact path (escaped characters decoded), probing whether a FUSE mount
+still has a daemon behind it, lazily unmounting a dead one, and refusing everything else (2.7/3.7).
+`os.path.ismount` is not used: it says False for a dead FUSE mount. A plain stat is not trusted either
+(the kernel may answer it from its attribute cache); the probe is statvfs, which always reaches the
+daemon and fails with ENOTCONN when it is gone.
+Concurrency: blocking calls with timeouts, used before the event loop starts and by `musicfs unmount`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from musicfs.core.errors import AlreadyRunningError, MountpointError
+
+log = logging.getLogger(__name__)
+
+FSTYPE = "fuse.musicfs"
+PROBE_TIMEOUT = 5.0
+_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    mount_point: bytes
+    fstype: str
+    source: str
+
+
+def parse_mountinfo(text: bytes) -> list[MountEntry]:
+    """Parse the lines of /proc/PID/mountinfo (see proc(5)); malformed lines are skipped."""
+    entries = []
+    for line in text.splitlines():
+        fields = line.split(b" ")
+        try:
+            separator = fields.index(b"-", 6)
+            entries.append(
+                MountEntry(
+                    _unescape(fields[4]),
+                    fields[separator + 1].decode(errors="replace"),
+                    _unescape(fields[separator + 2]).decode(errors="replace"),
+                )
+            )
+        except (ValueError, IndexError):
+            continue
+    return entries
+
+
+def _unescape(field: bytes) -> bytes:
+    return _ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), field)
+
+
+def find_mount(path: Path) -> MountEntry | None:
+    """The mount at exactly `path` (the top one when mounts are stacked), or None."""
+    with open("/proc/self/mountinfo", "rb") as handle:
+        entries = parse_mountinfo(handle.read())
+    wanted = os.fsencode(os.path.abspath(path))
+    matches = [entry for entry in entries if entry.mount_point == wanted]
+    return matches[-1] if matches else None
+
+
+def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> str:
+    """'live', 'dead' (ENOTCONN: no daemon behind the mount) or 'hung' (no answer within `timeout`)."""
+    outcome: list[str] = []
+
+    def statvfs() -> None:
+        try:
+            os.statvfs(path)
+            outcome.append("live")
+        except OSError as exc:
+            outcome.append("dead" if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED) else "live")
+
+    worker = threading.Thread(target=statvfs, name="musicfs-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else "hung"
+
+
+def lazy_unmount(path: Path) -> None:
+    """Detach the mount at `path` (fusermount3 -uz, or umount -l as a fallback)."""
+    for command in (["fusermount3", "-u", "-z", "--", str(path)], ["umount", "-l", "--", str(path)]):
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if result.returncode == 0:
+            return
+    raise MountpointError(f"cannot unmount the stale mount at {path}; try: fusermount3 -uz {path}")
+
+
+def serving_pid(path: Path) -> str:
+    """The PID a live MusicFS mount reports in its root's `user.musicfs.pid`, or 'unknown'."""
+    try:
+        return os.getxattr(path, "user.musicfs.pid").decode()
+    except OSError:
+        return "unknown"
+
+
+def clear_stale_mount(path: Path) -> bool:
+    """Make `path` usable as a mountpoint: unmount a dead FUSE mount there; refuse anything live.
+
+    Returns True if a stale mount was cleaned. Raises AlreadyRunningError when a live MusicFS serves
+    `path` and MountpointError for any other mount that is not ours to touch.
+    """
+    entry = find_mount(path)
+    if entry is None:
+        return False
+    state = probe(path) if entry.fstype.startswith("fuse") else "foreign"
+    if state == "dead":
+        log.warning("cleaning a stale %s mount at %s (its daemon is gone)", entry.fstype, path)
+        lazy_unmount(path)
+        return True
+    if state == "live" and entry.fstype == FSTYPE:
+        raise AlreadyRunningError(f"{path} is already served by a running MusicFS (pid {serving_pid(path)})")
+    if state == "hung":
+        raise MountpointError(
+            f"{path} is a {entry.fstype} mount whose daemon does not answer; "
+            f"unmount it with: fusermount3 -uz {path}"
+        )
+    raise MountpointError(f"{path} is busy: a {entry.fstype} mount of {entry.source} is there")

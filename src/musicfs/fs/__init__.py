@@ -1,0 +1,1 @@
+"""The FUSE edge: a pyfuse3.Operations adapter over tree snapshots and origin gateways."""

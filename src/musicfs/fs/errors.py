@@ -1,0 +1,55 @@
+"""The one wrapper every FUSE handler goes through: domain errors to errno, surprises to EIO.
+
+Owns: the mapping from exceptions to the errno a request is answered with, and the counters of
+failed requests. pyfuse3 only catches `FUSEError`; any other exception escaping a handler would stop
+`pyfuse3.main()` and take the daemon down, so this wrapper makes sure every request gets an answer.
+Concurrency: handlers run as trio tasks on one thread; the counters are only touched there.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+
+from musicfs.core.errors import OriginError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+failures: Counter[str] = Counter()
+"""Requests answered with an error, by 'handler:errno-name' (unexpected ones as 'handler:unexpected')."""
+
+
+def fuse_handler(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Make `function` answer every request: FUSEError passes, OriginError -> its errno, else EIO."""
+    name = function.__name__
+
+    @functools.wraps(function)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await function(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except OriginError as exc:
+            failures[f"{name}:{errno.errorcode.get(exc.errno, exc.errno)}"] += 1
+            log.warning("%s failed: %s", name, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except Exception:
+            failures[f"{name}:unexpected"] += 1
+            log.exception("unexpected error in FUSE handler %s; answered EIO, still serving", name)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return answer
+
+
+async def read_only(*_args: Any, **_kwargs: Any) -> Any:
+    """Every mutating call: the view is read-only."""
+    raise pyfuse3.FUSEError(errno.EROFS)

@@ -1,0 +1,180 @@
+"""The pyfuse3 Operations of MusicFS: lookups and listings from the current tree, reads from origins.
+
+Owns: translating FUSE requests into tree lookups and gateway reads, the table of open files, the
+attributes shown (files 0444, folders 0555, owned by the mounting user, sizes and times from the
+origin), and the extended attributes `user.musicfs.origin` (files: where the bytes really are) and
+`user.musicfs.pid` (root: the PID of the daemon serving this mount).
+Concurrency: every handler runs as a trio task on the event-loop thread. Handlers read
+`tree_source()` once per request and use that snapshot throughout; they never block: origin I/O goes
+through `OriginGateway`, which keeps slow work off the loop with deadlines. Every handler is wrapped
+by `fuse_handler`, so every request is answered.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyfuse3
+
+from musicfs.fs.errors import fuse_handler, read_only
+from musicfs.origins.gateway import OriginGateway
+from musicfs.tree.snapshot import Node, Tree
+
+XATTR_ORIGIN = b"user.musicfs.origin"
+XATTR_PID = b"user.musicfs.pid"
+BLOCK_SIZE = 128 * 1024
+
+
+@dataclass(slots=True)
+class OpenFile:
+    gateway: OriginGateway
+    fd: int
+
+
+class MusicOperations(pyfuse3.Operations):
+    """Serve the tree returned by `tree_source` (called per request) from the origins' gateways."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self, tree_source: Callable[[], Tree], gateways: Mapping[int, OriginGateway], attr_timeout: float
+    ) -> None:
+        super().__init__()
+        self._tree = tree_source
+        self._gateways = gateways
+        self._attr_timeout = attr_timeout
+        self._uid, self._gid = os.getuid(), os.getgid()
+        self._open_files: dict[int, OpenFile] = {}
+        self._handles = itertools.count(1)
+        self.reads_in_flight = 0
+
+    def _attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = node.inode
+        attr.generation = 0
+        attr.entry_timeout = self._attr_timeout
+        attr.attr_timeout = self._attr_timeout
+        attr.st_mode = 0o040555 if node.is_dir else 0o100444
+        attr.st_nlink = 2 if node.is_dir else 1
+        attr.st_uid, attr.st_gid = self._uid, self._gid
+        attr.st_rdev = 0
+        attr.st_size = node.size
+        attr.st_blksize = BLOCK_SIZE
+        attr.st_blocks = (node.size + 511) // 512
+        attr.st_atime_ns = node.mtime_ns
+        attr.st_mtime_ns = node.mtime_ns
+        attr.st_ctime_ns = node.ctime_ns
+        return attr
+
+    def _node(self, inode: int) -> Node:
+        node = self._tree().get(inode)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    @fuse_handler
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        node = self._tree().lookup(parent_inode, name)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return self._attributes(node)
+
+    @fuse_handler
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attributes(self._node(inode))
+
+    @fuse_handler
+    async def forget(self, inode_list: Any) -> None:
+        """Inode numbers are never reused, so there is no lookup count to keep."""
+
+    @fuse_handler
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        if not self._node(inode).is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    @fuse_handler
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        tree = self._tree()
+        folder = tree.get(fh)
+        if folder is None:
+            return
+        for child in tree.children_after(folder, start_id):
+            if not pyfuse3.readdir_reply(token, child.name, self._attributes(child), child.inode):
+                return
+
+    @fuse_handler
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    @fuse_handler
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        node = self._node(inode)
+        if node.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        gateway = self._gateways[node.origin_id]
+        fd = await gateway.open(node.relpath)
+        handle = next(self._handles)
+        self._open_files[handle] = OpenFile(gateway, fd)
+        return pyfuse3.FileInfo(fh=handle, keep_cache=True)
+
+    @fuse_handler
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        opened = self._open_files.get(fh)
+        if opened is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        self.reads_in_flight += 1
+        try:
+            return await opened.gateway.read(opened.fd, size, offset)
+        finally:
+            self.reads_in_flight -= 1
+
+    @fuse_handler
+    async def release(self, fh: int) -> None:
+        opened = self._open_files.pop(fh, None)
+        if opened is not None:
+            await opened.gateway.close(opened.fd)
+
+    @fuse_handler
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        tree = self._tree()
+        stat = pyfuse3.StatvfsData()
+        stat.f_bsize = stat.f_frsize = BLOCK_SIZE
+        stat.f_blocks = (tree.total_bytes + BLOCK_SIZE - 1) // BLOCK_SIZE
+        stat.f_bfree = stat.f_bavail = 0
+        stat.f_files = len(tree)
+        stat.f_ffree = stat.f_favail = 0
+        stat.f_namemax = 255
+        return stat
+
+    @fuse_handler
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        value = self._xattrs(self._node(inode)).get(name)
+        if value is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return value
+
+    @fuse_handler
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        return list(self._xattrs(self._node(inode)))
+
+    def _xattrs(self, node: Node) -> dict[bytes, bytes]:
+        if node.inode == pyfuse3.ROOT_INODE:
+            return {XATTR_PID: str(os.getpid()).encode()}
+        if node.is_dir:
+            return {}
+        return {XATTR_ORIGIN: self._gateways[node.origin_id].origin.abspath(node.relpath)}
+
+    setattr = mknod = mkdir = unlink = rmdir = symlink = rename = link = read_only
+    write = create = setxattr = removexattr = read_only

@@ -1,0 +1,169 @@
+"""Bringing the index up to date with one origin: find what is new, changed, moved or gone.
+
+Owns: the comparison of a walk with the stored versions, tag reading in a small thread pool, and the
+rule that protects users' libraries: an origin that cannot be listed, or that is suddenly empty while
+the index knows files in it (an unmounted NAS looks exactly like that), is reported unavailable and
+nothing of it is removed.
+
+Changes are committed in batches, so a scan that is killed keeps what it had committed and the next
+scan only reads what is still missing. Removals are applied only after a complete walk.
+Concurrency: runs in one worker thread (plus its tag-reading pool); talks to the index only through
+`Index` methods, each a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from musicfs.core.errors import OriginUnavailable, TagReadError
+from musicfs.core.faults import fault_point
+from musicfs.core.types import TagSet
+from musicfs.index.store import FileVersion, Index, NewFile
+from musicfs.origins.local import AUDIO, FoundFile, LocalOrigin, WalkProblems
+from musicfs.tags import read_tags
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+TAG_THREADS = 4
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class ScanReport:
+    """What one scan of one origin found and did."""
+
+    origin: str
+    found: int = 0
+    added: int = 0
+    changed: int = 0
+    moved: int = 0
+    removed: int = 0
+    bad_tags: int = 0
+    unreadable: int = 0
+    unavailable: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def changes(self) -> int:
+        return self.added + self.changed + self.moved + self.removed
+
+    def summary(self) -> str:
+        if self.unavailable:
+            return f"{self.origin}: unavailable ({self.unavailable}); known files kept"
+        return (
+            f"{self.origin}: {self.found} files, {self.added} new, {self.changed} changed, "
+            f"{self.moved} moved, {self.removed} removed, {self.bad_tags} with unreadable tags, "
+            f"{self.unreadable} unreadable in {self.seconds:.1f} s"
+        )
+
+
+class ScanCancelled(Exception):
+    """The scan was asked to stop (shutdown); what it had committed stays."""
+
+
+def scan_origin(
+    index: Index, origin: LocalOrigin, progress: Progress | None = None, stop: threading.Event | None = None
+) -> ScanReport:
+    """Scan one origin and apply what changed to the index; see the module docstring for the rules.
+
+    Raises ScanCancelled soon after `stop` is set.
+    """
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    report = ScanReport(origin=os.fsdecode(origin.root))
+    stored = index.stored_files(origin.origin_id)
+    try:
+        origin.check_available()
+        if stored and origin.is_empty():
+            raise OriginUnavailable("the folder is empty but the index knows files in it")
+        problems = WalkProblems()
+        found = []
+        for found_file in origin.walk(problems):
+            found.append(found_file)
+            if len(found) % 1000 == 0 and stop.is_set():
+                raise ScanCancelled()
+    except (OriginUnavailable, OSError) as exc:
+        report.unavailable = str(exc)
+        log.warning("origin %s", report.summary())
+        return report
+    report.found, report.unreadable = len(found), problems.unreadable
+    todo = [f for f in found if f.relpath not in stored or stored[f.relpath].version != _version(f)]
+    seen = {f.relpath for f in found}
+    gone = [entry for relpath, entry in stored.items() if relpath not in seen]
+    moved_from = {(e.version.dev, e.version.ino, e.version.size): e.inode for e in gone}
+    moved_inodes: set[int] = set()
+    done = len(found) - len(todo)
+    for start in range(0, len(todo), BATCH):
+        if stop.is_set():
+            raise ScanCancelled()
+        batch = [_with_tags(origin, pair, report) for pair in _read_tags(origin, todo[start : start + BATCH])]
+        added: list[NewFile] = []
+        changed: dict[int, NewFile] = {}
+        for new in batch:
+            if new.relpath in stored:
+                changed[stored[new.relpath].inode] = new
+                report.changed += 1
+            elif (inode := moved_from.pop(_move_key(new), None)) is not None:
+                changed[inode] = new
+                moved_inodes.add(inode)
+                report.moved += 1
+            else:
+                added.append(new)
+                report.added += 1
+        fault_point("scan.apply")
+        index.apply(origin.origin_id, added=added, changed=changed)
+        done += len(batch)
+        if progress:
+            progress(done, len(found))
+    removed = [e.inode for e in gone if e.inode not in moved_inodes]
+    if removed:
+        index.apply(origin.origin_id, removed=removed)
+    report.removed = len(removed)
+    report.seconds = time.monotonic() - started
+    if progress:
+        progress(len(found), len(found))
+    return report
+
+
+def _version(found: FoundFile) -> FileVersion:
+    return FileVersion(found.size, found.mtime_ns, found.ctime_ns, found.dev, found.ino)
+
+
+def _move_key(new: NewFile) -> tuple[int, int, int]:
+    return (new.version.dev, new.version.ino, new.version.size)
+
+
+def _read_tags(
+    origin: LocalOrigin, files: list[FoundFile]
+) -> Iterable[tuple[FoundFile, TagSet | Exception | None]]:
+    """Pair each file with its tags (audio), the error reading them, or None (covers)."""
+
+    def read(found: FoundFile) -> tuple[FoundFile, TagSet | Exception | None]:
+        if found.kind != AUDIO:
+            return found, None
+        try:
+            return found, read_tags(origin.abspath(found.relpath))
+        except TagReadError as exc:
+            return found, exc
+
+    with ThreadPoolExecutor(TAG_THREADS, thread_name_prefix="musicfs-tags") as pool:
+        yield from pool.map(read, files)
+
+
+def _with_tags(
+    origin: LocalOrigin, pair: tuple[FoundFile, TagSet | Exception | None], report: ScanReport
+) -> NewFile:
+    found, tags = pair
+    if isinstance(tags, Exception):
+        report.bad_tags += 1
+        shown = os.fsdecode(origin.abspath(found.relpath)).encode("utf-8", "backslashreplace").decode()
+        log.warning("cannot read tags of %s (%s); shown under its file name", shown, tags)
+        tags = None
+    return NewFile(found.relpath, found.kind, _version(found), tags)

@@ -1,0 +1,87 @@
+"""The SQLite schema of the index, its version, and opening a database safely.
+
+Owns: the DDL, `SCHEMA_VERSION` (kept in `PRAGMA user_version`), and the rule for old, newer or
+unreadable databases: the index only mirrors the origins, so any index we cannot read exactly is set
+aside (renamed, never deleted) and rebuilt by the next scan; it is never misread.
+Concurrency: called once, before other threads use the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE origins (id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE);
+CREATE TABLE files (
+    inode INTEGER PRIMARY KEY,
+    origin_id INTEGER NOT NULL REFERENCES origins(id),
+    relpath BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    tags_ok INTEGER NOT NULL,
+    artist TEXT, albumartist TEXT, album TEXT, title TEXT, genre TEXT, date TEXT, year INTEGER,
+    track INTEGER, tracktotal INTEGER, disc INTEGER, disctotal INTEGER, compilation INTEGER NOT NULL,
+    duration REAL,
+    viewpath BLOB,
+    UNIQUE (origin_id, relpath)
+);
+CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
+"""
+
+FIRST_INODE = 2  # 1 is the root folder
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating or rebuilding as needed) the index at `path`, in WAL mode."""
+    try:
+        return _open_current(path)
+    except sqlite3.DatabaseError as exc:
+        _set_aside(path, f"it cannot be read ({exc})")
+        return _open_current(path)
+
+
+def _open_current(path: Path) -> sqlite3.Connection:
+    connection = _connect(path)
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return connection
+    has_tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    if has_tables:
+        connection.close()
+        _set_aside(path, f"it has schema version {version}, this MusicFS uses {SCHEMA_VERSION}")
+        connection = _connect(path)
+    with connection:
+        connection.executescript(_DDL)
+        connection.execute("INSERT INTO meta VALUES ('next_inode', ?)", (str(FIRST_INODE),))
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return connection
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return connection
+
+
+def _set_aside(path: Path, why: str) -> None:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log.warning("index %s set aside and rebuilt from the origins: %s", path, why)
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{path}.old-{stamp}{suffix}"))

@@ -1,0 +1,141 @@
+"""The library service: origins + index + layout, producing and publishing tree snapshots.
+
+Owns: the current `Tree` (`Library.tree`), loading it from the index at start, rescanning the origins,
+recomputing the layout when tracks or the template change, and publishing a new snapshot with one
+reference swap. It knows nothing of FUSE.
+Concurrency: `tree` may be read from any thread at any time and is always a complete snapshot.
+`load` and `rescan` do blocking I/O and run in a worker thread; `_update_lock` lets only one of them
+run at a time. A failure anywhere before the swap leaves the published tree as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import threading
+from collections.abc import Callable, Iterable
+
+from musicfs.core.config import Config
+from musicfs.core.faults import fault_point
+from musicfs.core.types import TagSet, TrackEntry
+from musicfs.index.scanner import Progress, ScanReport, scan_origin
+from musicfs.index.schema import SCHEMA_VERSION
+from musicfs.index.store import Index, IndexedFile
+from musicfs.origins.local import AUDIO, LocalOrigin
+from musicfs.tree.layout import layout
+from musicfs.tree.sanitize import sanitize_component
+from musicfs.tree.snapshot import Tree
+from musicfs.tree.template import Template
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1  # bump when the layout rules change, so stored layouts are recomputed
+PublishListener = Callable[[Tree, Tree], None]
+
+
+class Library:
+    """The music library as configured: its origins, its index and the tree currently shown."""
+
+    def __init__(self, config: Config, index: Index) -> None:
+        self.index = index
+        self.template = Template.parse(config.template)
+        self.origins = [
+            LocalOrigin(index.origin_id(os.fsencode(o.path)), os.fsencode(o.path)) for o in config.origins
+        ]
+        self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}
+        self.tree = Tree.empty()
+        self.listeners: list[PublishListener] = []
+        self._update_lock = threading.Lock()
+        self.stopping = threading.Event()
+        key_source = repr((config.template, [o.root for o in self.origins], SCHEMA_VERSION, LAYOUT_VERSION))
+        self._layout_key = hashlib.sha256(key_source.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def origin(self, origin_id: int) -> LocalOrigin:
+        return next(origin for origin in self.origins if origin.origin_id == origin_id)
+
+    def load(self) -> Tree:
+        """Publish the tree stored in the index (recomputing the layout first only if it is stale)."""
+        with self._update_lock:
+            if self.index.get_meta("layout_key") != self._layout_key:
+                self._relayout()
+            return self._publish()
+
+    def rescan(self, progress: Progress | None = None) -> list[ScanReport]:
+        """Scan every origin; if anything changed, recompute the layout and publish a new tree."""
+        with self._update_lock:
+            reports = [scan_origin(self.index, origin, progress, self.stopping) for origin in self.origins]
+            for report in reports:
+                log.info("scan of %s", report.summary())
+            if any(r.changes for r in reports) or self.index.get_meta("layout_key") != self._layout_key:
+                self._relayout()
+                self._publish()
+            return reports
+
+    def _relayout(self) -> None:
+        files = self.index.indexed_files(self.priority)
+        placed = layout(
+            (_entry(f, self.priority[f.origin_id]) for f in files if f.kind == AUDIO), self.template
+        )
+        viewpaths: dict[int, bytes | None] = {f.inode: None for f in files}
+        viewpaths.update((inode, "/".join(parts).encode()) for inode, parts in placed.items())
+        _place_covers(files, viewpaths)
+        fault_point("layout.save")
+        self.index.save_layout(viewpaths, _folders(viewpaths.values()), self._layout_key)
+
+    def _publish(self) -> Tree:
+        files, folders = self.index.view(self.priority)
+        new = Tree.build(files, folders)
+        fault_point("tree.publish")
+        old, self.tree = self.tree, new
+        log.info("serving %d files in %d entries", new.file_count, len(new))
+        for listener in self.listeners:
+            listener(old, new)
+        return new
+
+
+def _entry(indexed: IndexedFile, priority: int) -> TrackEntry:
+    name = os.fsdecode(posixpath.basename(indexed.relpath))
+    stem, dot, ext = name.rpartition(".")
+    return TrackEntry(
+        indexed.inode, priority, stem if dot else name, ext.lower() if dot else "", indexed.tags or TagSet()
+    )
+
+
+def _place_covers(files: list[IndexedFile], viewpaths: dict[int, bytes | None]) -> None:
+    """Show each cover image in the album folder of the tracks that sit beside it in the origin.
+
+    When those tracks landed in several folders, the cover goes to the first of them (by name); a
+    cover whose name is already taken in that folder is not shown.
+    """
+    album_of: dict[tuple[int, bytes], bytes] = {}
+    taken: set[bytes] = set()
+    for f in files:
+        shown = viewpaths.get(f.inode)
+        if f.kind == AUDIO and shown is not None:
+            key = (f.origin_id, posixpath.dirname(f.relpath))
+            folder = posixpath.dirname(shown)
+            album_of[key] = min(album_of.get(key, folder), folder)
+            taken.add(shown)
+    for f in sorted((f for f in files if f.kind != AUDIO), key=lambda f: (f.origin_id, f.relpath)):
+        album = album_of.get((f.origin_id, posixpath.dirname(f.relpath)))
+        if album is None:
+            continue
+        name = sanitize_component(os.fsdecode(posixpath.basename(f.relpath))).encode()
+        path = posixpath.join(album, name)
+        if path not in taken:
+            viewpaths[f.inode] = path
+            taken.add(path)
+
+
+def _folders(viewpaths: Iterable[bytes | None]) -> set[bytes]:
+    folders: set[bytes] = set()
+    for shown in viewpaths:
+        path = shown or b""
+        while path:
+            path = posixpath.dirname(path)
+            if not path or path in folders:
+                break
+            folders.add(path)
+    return folders

@@ -1,0 +1,187 @@
+"""A local (or network-mounted) folder as an origin: listing, stat and positional reads.
+
+Owns: walking an origin folder (bytes paths throughout, so names that are not UTF-8 survive), telling
+audio files and cover images apart, and the plain system calls that read a file.
+Concurrency: every method does blocking I/O and may hang on a dead NAS; callers run them in worker
+threads (`musicfs.origins.gateway`), except `read_nowait`, which never waits for a device and is safe
+on the event loop. Instances hold no mutable state beyond the `supports_nowait` flag, which only ever
+goes from True to False, so sharing them between threads is safe.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from musicfs.core.errors import OriginFileGone, OriginUnavailable
+from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name
+
+log = logging.getLogger(__name__)
+
+AUDIO = "audio"
+COVER = "cover"
+_AUDIO_SUFFIXES = tuple(f".{ext}".encode() for ext in AUDIO_EXTENSIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    """A file found by a walk: where it is (relative, bytes) and what identifies its version."""
+
+    relpath: bytes
+    kind: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    dev: int
+    ino: int
+
+
+@dataclass(slots=True)
+class WalkProblems:
+    """What a walk had to pass over; each problem is logged once, at WARNING, as it happens."""
+
+    unreadable: int = 0
+    loops: int = 0
+
+
+class LocalOrigin:
+    """A folder on a mounted filesystem, read with ordinary system calls."""
+
+    def __init__(self, origin_id: int, root: bytes) -> None:
+        self.origin_id = origin_id
+        self.root = os.path.abspath(root)
+        self.supports_nowait = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
+
+    def __repr__(self) -> str:
+        return f"LocalOrigin({self.origin_id}, {os.fsdecode(self.root)!r})"
+
+    def abspath(self, relpath: bytes) -> bytes:
+        return os.path.join(self.root, relpath)
+
+    def check_available(self) -> None:
+        """Raise OriginUnavailable unless the root folder can be listed."""
+        try:
+            with os.scandir(self.root) as entries:
+                next(entries, None)
+        except OSError as exc:
+            raise OriginUnavailable(f"{os.fsdecode(self.root)}: {exc.strerror}") from None
+
+    def is_empty(self) -> bool:
+        """True when the root lists no entries at all (an unmounted NAS looks like this)."""
+        with os.scandir(self.root) as entries:
+            return next(entries, None) is None
+
+    def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
+        """Yield every audio file and cover image below the root, following symlinks safely.
+
+        Hidden entries (names starting with '.') are skipped. Unreadable folders and files, broken
+        links and symlink loops are logged and counted in `problems`, never raised.
+        """
+        root_stat = os.stat(self.root)
+        visited = {(root_stat.st_dev, root_stat.st_ino)}
+        pending = [b""]
+        while pending:
+            reldir = pending.pop()
+            yield from self._walk_dir(reldir, visited, pending, problems)
+
+    def _walk_dir(
+        self, reldir: bytes, visited: set[tuple[int, int]], pending: list[bytes], problems: WalkProblems
+    ) -> Iterator[FoundFile]:
+        try:
+            with os.scandir(os.path.join(self.root, reldir)) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            problems.unreadable += 1
+            log.warning("cannot list %s: %s", _show(self.root, reldir), exc.strerror)
+            return
+        for entry in entries:
+            if entry.name.startswith(b"."):
+                continue
+            relpath = os.path.join(reldir, entry.name)
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                problems.unreadable += 1
+                log.warning("cannot stat %s: %s", _show(self.root, relpath), exc.strerror)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in visited:
+                    problems.loops += 1
+                    log.warning(
+                        "skipping %s: folder already visited (symlink loop?)", _show(self.root, relpath)
+                    )
+                    continue
+                visited.add(key)
+                pending.append(relpath)
+            elif stat.S_ISREG(st.st_mode):
+                kind = _kind_of(entry.name)
+                if kind is not None:
+                    yield FoundFile(
+                        relpath, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+                    )
+
+    def open(self, relpath: bytes) -> int:
+        """Open a file for reading; OriginFileGone if it is not there any more."""
+        try:
+            return os.open(self.abspath(relpath), os.O_RDONLY | os.O_CLOEXEC | os.O_NOATIME)
+        except PermissionError:
+            # O_NOATIME is refused for files we do not own unless we are root.
+            return self._open_plain(relpath)
+        except FileNotFoundError:
+            raise OriginFileGone(os.fsdecode(relpath)) from None
+
+    def _open_plain(self, relpath: bytes) -> int:
+        try:
+            return os.open(self.abspath(relpath), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise OriginFileGone(os.fsdecode(relpath)) from None
+
+    def read_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+        """Read only what the page cache already holds; None when that would mean waiting for a device.
+
+        Uses preadv2(RWF_NOWAIT). Filesystems that do not support it (NFS, FUSE, ...) switch this
+        origin to threaded reads for good.
+        """
+        if not self.supports_nowait:
+            return None
+        buffer = bytearray(size)
+        try:
+            count = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                self.supports_nowait = False
+                return None
+            raise
+        if count < size and count + offset < os.fstat(fd).st_size:
+            return None  # partly cached: let a thread read the whole request
+        del buffer[count:]
+        return bytes(buffer)
+
+    def read(self, fd: int, size: int, offset: int) -> bytes:
+        """Read up to `size` bytes at `offset`, waiting for the device as long as it takes."""
+        return os.pread(fd, size, offset)
+
+    @staticmethod
+    def close(fd: int) -> None:
+        os.close(fd)
+
+
+def _kind_of(name: bytes) -> str | None:
+    lower = name.lower()
+    if lower.endswith(_AUDIO_SUFFIXES):
+        return AUDIO
+    if is_cover_name(os.fsdecode(name)):
+        return COVER
+    return None
+
+
+def _show(root: bytes, relpath: bytes) -> str:
+    """A path for log lines: undecodable bytes are shown as escapes, never raise."""
+    return os.fsdecode(os.path.join(root, relpath)).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,0 +1,164 @@
+"""Immutable snapshots of the shown tree: what every FUSE lookup, getattr and readdir answers from.
+
+Owns: `Node` and `Tree`. A `Tree` is built completely, off to the side, and never changed after
+`Tree.build` returns; the library publishes a new one with a single reference swap, so readers always
+see one complete state and a builder that fails halfway changes nothing visible.
+Readdir order is by inode number and the offset handed to the kernel is the last inode returned, so a
+listing resumes correctly even when a new snapshot was published between two readdir calls.
+Concurrency: immutable after build; safe to read from any thread or task without locks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+ROOT_INODE = 1
+
+
+class ShownFile(Protocol):
+    """What the tree needs to know of a shown file (see `musicfs.index.store.ViewFile`)."""
+
+    @property
+    def inode(self) -> int: ...
+    @property
+    def viewpath(self) -> bytes: ...
+    @property
+    def origin_id(self) -> int: ...
+    @property
+    def relpath(self) -> bytes: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def ctime_ns(self) -> int: ...
+
+
+class Node:
+    """A folder or a file of the view. Folders have `children` (name -> inode) and `order`."""
+
+    __slots__ = (
+        "children",
+        "ctime_ns",
+        "inode",
+        "mtime_ns",
+        "name",
+        "order",
+        "origin_id",
+        "parent",
+        "relpath",
+        "size",
+    )
+
+    def __init__(self, inode: int, parent: int, name: bytes, *, folder: bool) -> None:
+        self.inode = inode
+        self.parent = parent
+        self.name = name
+        self.size = 0
+        self.mtime_ns = 0
+        self.ctime_ns = 0
+        self.origin_id = 0
+        self.relpath = b""
+        self.children: dict[bytes, int] | None = {} if folder else None
+        self.order: tuple[int, ...] = ()
+
+    @property
+    def is_dir(self) -> bool:
+        return self.children is not None
+
+
+class Tree:
+    """One complete, immutable view of the library."""
+
+    def __init__(self, nodes: dict[int, Node], file_count: int, total_bytes: int) -> None:
+        self._nodes = nodes
+        self.file_count = file_count
+        self.total_bytes = total_bytes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def get(self, inode: int) -> Node | None:
+        return self._nodes.get(inode)
+
+    def lookup(self, parent: int, name: bytes) -> Node | None:
+        folder = self._nodes.get(parent)
+        if folder is None or folder.children is None:
+            return None
+        inode = folder.children.get(name)
+        return None if inode is None else self._nodes[inode]
+
+    def children_after(self, folder: Node, after_inode: int) -> Iterator[Node]:
+        """The children of `folder` with an inode above `after_inode`, in inode order."""
+        start = bisect.bisect_right(folder.order, after_inode)
+        for inode in folder.order[start:]:
+            yield self._nodes[inode]
+
+    def path_of(self, node: Node) -> bytes:
+        parts = []
+        while node.inode != ROOT_INODE:
+            parts.append(node.name)
+            node = self._nodes[node.parent]
+        return b"/".join(reversed(parts))
+
+    @classmethod
+    def empty(cls) -> Tree:
+        return cls.build((), {})
+
+    @classmethod
+    def build(cls, files: Iterable[ShownFile], folder_inodes: Mapping[bytes, int]) -> Tree:
+        """Build a snapshot from shown files (`viewpath` like b"Artist/Album/01 x.flac").
+
+        Raises KeyError when a folder of a viewpath has no inode in `folder_inodes`.
+        """
+        root = Node(ROOT_INODE, ROOT_INODE, b"", folder=True)
+        nodes = {ROOT_INODE: root}
+        folders = {b"": root}
+        count = total = 0
+        for shown in files:
+            folder_path, _, name = shown.viewpath.rpartition(b"/")
+            parent = _folder(folder_path, folders, nodes, folder_inodes)
+            node = Node(shown.inode, parent.inode, name, folder=False)
+            node.size, node.mtime_ns, node.ctime_ns = shown.size, shown.mtime_ns, shown.ctime_ns
+            node.origin_id, node.relpath = shown.origin_id, shown.relpath
+            nodes[node.inode] = node
+            assert parent.children is not None
+            parent.children[name] = node.inode
+            count += 1
+            total += shown.size
+        for folder in folders.values():
+            assert folder.children is not None
+            folder.order = tuple(sorted(folder.children.values()))
+            for child in folder.children.values():
+                _carry_times(nodes[child], folder, nodes)
+        return cls(nodes, count, total)
+
+
+def _folder(
+    path: bytes, folders: dict[bytes, Node], nodes: dict[int, Node], folder_inodes: Mapping[bytes, int]
+) -> Node:
+    found = folders.get(path)
+    if found is not None:
+        return found
+    parent_path, _, name = path.rpartition(b"/")
+    parent = _folder(parent_path, folders, nodes, folder_inodes)
+    node = Node(folder_inodes[path], parent.inode, name, folder=True)
+    assert parent.children is not None
+    parent.children[name] = node.inode
+    nodes[node.inode] = node
+    folders[path] = node
+    return node
+
+
+def _carry_times(child: Node, folder: Node, nodes: dict[int, Node]) -> None:
+    """A folder's times are the newest of everything below it, carried up to the root."""
+    while True:
+        if child.mtime_ns <= folder.mtime_ns and child.ctime_ns <= folder.ctime_ns:
+            return
+        folder.mtime_ns = max(folder.mtime_ns, child.mtime_ns)
+        folder.ctime_ns = max(folder.ctime_ns, child.ctime_ns)
+        if folder.inode == ROOT_INODE:
+            return
+        child, folder = folder, nodes[folder.parent]

@@ -1,0 +1,24 @@
+"""Shared fixtures: a real demo library (generated once per session) and private copies of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from musicfs.demo import DemoLibrary, generate_library
+
+
+@pytest.fixture(scope="session")
+def demo_library(tmp_path_factory: pytest.TempPathFactory) -> DemoLibrary:
+    """The demo library; read-only for tests (copy it with `library_copy` to change it)."""
+    return generate_library(tmp_path_factory.mktemp("demo") / "library")
+
+
+@pytest.fixture
+def library_copy(demo_library: DemoLibrary, tmp_path: Path) -> Path:
+    """A private copy of the demo library that a test may change."""
+    destination = tmp_path / "origin"
+    shutil.copytree(demo_library.root, destination)
+    return destination

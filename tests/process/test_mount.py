@@ -1,0 +1,178 @@
+"""The real daemon on a real mount: the tree, the bytes, read-only-ness, clean exits and bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chaos.daemon import MUSICFS
+from chaos.mountinfo import mount_at
+from musicfs.demo import DemoLibrary
+from tests.process.conftest import Spawn, assert_clean_log
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(Path(folder) / name for folder, _, names in os.walk(root) for name in names)
+
+
+def test_tree_shows_the_library_by_tags(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    mnt = daemon.mountpoint
+    shown = {str(path.relative_to(mnt)) for path in _files(mnt)}
+    assert "Björk/Homogenic (1997)/02 Jóga: Live\u2215Remix.flac" in shown  # '/' in a title
+    assert "山田太郎/東京の夜 (2005)/2-01 新宿.mp3" in shown  # multi-disc prefix
+    assert "Sigur Rós/Untitled Demos/01 Untitled #1.opus" in shown  # no year, no "()"
+    assert "Various Artists/Summer Hits 2010 (2010)/02 Sumar.wav" in shown  # compilation flag alone
+    assert "Unknown Artist/Unknown Album/corrupt.mp3" in shown  # unreadable tags: still shown
+    assert "山田太郎/Café Sessions (2012)/01 Café.flac" in shown  # origin name was not UTF-8
+    assert {"Björk/Homogenic (1997)/01 Hunter.flac", "Björk/Homogenic (1997)/01 Hunter (2).flac"} <= shown
+    assert "Björk/Homogenic (1997)/cover.png" in shown
+    assert len([p for p in shown if not p.endswith((".png", ".jpg"))]) == len(demo_library.tracks)
+    assert (mnt / "Björk").stat().st_mode & 0o7777 == 0o555
+    assert (mnt / "Björk/Debut (1993)/01 Human Behaviour.mp3").stat().st_mode & 0o7777 == 0o444
+
+
+def test_reads_return_the_origin_bytes_at_every_offset(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    rng = random.Random(7)
+    files = _files(daemon.mountpoint)
+    for path in files:
+        origin = Path(os.fsdecode(os.getxattr(path, "user.musicfs.origin")))
+        expected = origin.read_bytes()
+        assert path.read_bytes() == expected, path
+        assert path.stat().st_size == len(expected)
+        with open(path, "rb", buffering=0) as handle:
+            for _ in range(20):
+                offset = rng.randrange(0, len(expected) + 10)
+                size = rng.choice([1, 7, 4096, 65536, 200_000])
+                assert os.pread(handle.fileno(), size, offset) == expected[offset : offset + size]
+
+
+def test_every_change_is_refused_with_erofs(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    mnt = spawn([demo_library.root]).mountpoint
+    track = _files(mnt)[0]
+    attempts = [
+        lambda: os.open(track, os.O_RDWR),
+        lambda: os.open(mnt / "new.flac", os.O_WRONLY | os.O_CREAT),
+        lambda: (mnt / "folder").mkdir(),
+        lambda: track.unlink(),
+        lambda: track.rename(track.with_name("x.flac")),
+        lambda: os.chmod(track, 0o644),
+        lambda: os.setxattr(track, "user.x", b"1"),
+        lambda: os.truncate(track, 0),
+    ]
+    for attempt in attempts:
+        with pytest.raises(OSError) as error:
+            attempt()
+        assert error.value.errno == errno.EROFS
+    assert all(
+        p.exists() for p in _files(Path(os.fsdecode(os.getxattr(track, "user.musicfs.origin"))).parent)
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_unmounts_and_exits_zero(demo_library: DemoLibrary, spawn: Spawn, signum: int) -> None:
+    daemon = spawn([demo_library.root])
+    daemon.signal(signum)
+    assert daemon.wait_exit() == 0
+    assert mount_at(daemon.mountpoint) is None
+    assert "unmounted" in daemon.log()
+    assert_clean_log(daemon)
+
+
+def test_sigterm_with_a_file_open_and_a_shell_inside(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    album = next(p for p in daemon.mountpoint.iterdir() if p.is_dir())
+    shell = subprocess.Popen(["sleep", "30"], cwd=album)
+    held = os.open(_files(album)[0], os.O_RDONLY)
+    try:
+        assert os.read(held, 10)
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit() == 0
+        assert mount_at(daemon.mountpoint) is None
+    finally:
+        shell.kill()
+        shell.wait()
+        try:
+            os.close(held)
+        except OSError as exc:  # the daemon is gone: closing reports the lost connection
+            assert exc.errno == errno.ENOTCONN
+    assert_clean_log(daemon)
+
+
+def test_restart_keeps_inodes_and_unmount_command_stops_it(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    first = spawn([demo_library.root])
+    inodes = {str(p.relative_to(first.mountpoint)): p.stat().st_ino for p in _files(first.mountpoint)}
+    done = subprocess.run(
+        [MUSICFS, "unmount", str(first.mountpoint)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert first.wait_exit() == 0
+    second = spawn([demo_library.root])
+    again = {str(p.relative_to(second.mountpoint)): p.stat().st_ino for p in _files(second.mountpoint)}
+    assert again == inodes
+
+
+def test_second_instance_on_a_live_mount_is_refused(
+    demo_library: DemoLibrary, spawn: Spawn, tmp_path: Path
+) -> None:
+    first = spawn([demo_library.root])
+    second = spawn([demo_library.root], state_dir=tmp_path / "other-state", ready=False)
+    assert second.wait_exit() == 6
+    assert f"already served by a running MusicFS (pid {first.pid})" in second.log()
+    assert (first.mountpoint / "Björk").is_dir()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MUSICFS, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("missing-origin", 3, "origin"),
+        ("missing-mountpoint", 4, "does not exist"),
+        ("origin-inside-mountpoint", 3, "inside the mountpoint"),
+        ("bad-config", 2, "unknown key"),
+        ("bad-template", 2, "template"),
+        ("no-origin", 2, "no origin given"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code(
+    tmp_path: Path, demo_library: DemoLibrary, case: str, code: int, message: str
+) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    state = ["--state-dir", str(tmp_path / "state")]
+    config = tmp_path / "c.toml"
+    config.write_text("colour = 'red'\n")
+    (mnt / "inner").mkdir()
+    argv = {
+        "missing-origin": ["mount", str(mnt), "--origin", str(tmp_path / "nope"), *state],
+        "missing-mountpoint": ["mount", str(tmp_path / "nomnt"), "--origin", str(demo_library.root), *state],
+        "origin-inside-mountpoint": ["mount", str(mnt), "--origin", str(mnt / "inner"), *state],
+        "bad-config": ["mount", str(mnt), "--config", str(config), *state],
+        "bad-template": [
+            "mount",
+            str(mnt),
+            "--origin",
+            str(demo_library.root),
+            "--template",
+            "{nope}",
+            *state,
+        ],
+        "no-origin": ["mount", str(mnt), *state],
+    }[case]
+    done = _run(*argv)
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("musicfs: error:") and message in lines[0], done.stderr
+    assert mount_at(mnt) is None

@@ -1,0 +1,161 @@
+"""The index and the scanner against a real (copied) demo library: change detection, stable inodes,
+and the rule that a vanished origin never empties the index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import mutagen
+
+from musicfs.core.config import build_config
+from musicfs.index.scanner import scan_origin
+from musicfs.index.schema import SCHEMA_VERSION
+from musicfs.index.store import Index
+from musicfs.library import Library
+from musicfs.origins.local import LocalOrigin
+
+
+def _index(tmp_path: Path) -> Index:
+    return Index(tmp_path / "index.sqlite")
+
+
+def _origin(index: Index, root: Path) -> LocalOrigin:
+    return LocalOrigin(index.origin_id(os.fsencode(root)), os.fsencode(root))
+
+
+def test_first_scan_indexes_audio_and_covers_only(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    report = scan_origin(index, _origin(index, library_copy))
+    stored = index.stored_files(1)
+    assert report.added == len(stored) == report.found
+    assert b"Downloads/misc/caf\xe9.flac" in stored  # not UTF-8, kept as bytes
+    assert not any(path.endswith(b".txt") for path in stored)
+    assert any(path.endswith(b"cover.png") for path in stored)
+    assert report.bad_tags == 1  # the corrupt mp3
+
+
+def test_unchanged_rescan_changes_nothing(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    again = scan_origin(index, origin)
+    assert again.changes == 0 and again.found > 0
+
+
+def test_retag_that_restores_mtime_is_detected_and_keeps_inode(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    track = library_copy / "Music/Sigur Rós/Ágætis byrjun/track1.ogg"
+    before = index.stored_files(1)[os.fsencode(track.relative_to(library_copy))]
+    stat = track.stat()
+    audio = mutagen.File(track)
+    audio["title"] = "Renamed by a tagger"
+    audio.save()
+    os.utime(track, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # taggers that keep the mtime
+    report = scan_origin(index, origin)
+    assert report.changed == 1
+    after = index.stored_files(1)[before.relpath]
+    assert after.inode == before.inode
+
+
+def test_moved_file_keeps_its_inode(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    old = "Music/Sigur Rós/Ágætis byrjun/track2.ogg".encode()
+    inode = index.stored_files(1)[old].inode
+    (library_copy / "moved").mkdir()
+    os.rename(os.path.join(os.fsencode(library_copy), old), library_copy / "moved" / "t2.ogg")
+    report = scan_origin(index, origin)
+    assert (report.moved, report.removed, report.added) == (1, 0, 0)
+    assert index.stored_files(1)[b"moved/t2.ogg"].inode == inode
+
+
+def test_removed_file_is_removed(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    (library_copy / "Music/Sigur Rós/demos/untitled 1.opus").unlink()
+    assert scan_origin(index, origin).removed == 1
+
+
+def test_emptied_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    known = len(index.stored_files(1))
+    for child in library_copy.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    report = scan_origin(index, origin)
+    assert report.unavailable and report.removed == 0
+    assert len(index.stored_files(1)) == known
+
+
+def test_missing_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    origin = _origin(index, library_copy)
+    scan_origin(index, origin)
+    known = len(index.stored_files(1))
+    library_copy.rename(tmp_path / "away")
+    report = scan_origin(index, origin)
+    assert report.unavailable
+    assert len(index.stored_files(1)) == known
+
+
+def test_symlink_loop_is_skipped(library_copy: Path, tmp_path: Path) -> None:
+    (library_copy / "Music" / "loop").symlink_to("..")
+    index = _index(tmp_path)
+    report = scan_origin(index, _origin(index, library_copy))
+    assert report.found == len(index.stored_files(1)) > 0
+    assert not any(b"loop/" in path for path in index.stored_files(1))
+
+
+def test_index_of_another_schema_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE files (x)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 7}")
+    index = Index(path)
+    assert index.stored_files(index.origin_id(b"/m")) == {}
+    index.close()
+    assert list(tmp_path.glob("index.sqlite.old-*"))
+
+
+def test_unreadable_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    index = Index(path)
+    assert index.origin_id(b"/m") == 1
+    index.close()
+    assert list(tmp_path.glob("index.sqlite.old-*"))
+
+
+def test_library_keeps_inodes_across_restarts(library_copy: Path, tmp_path: Path) -> None:
+    config = build_config({}, {"origin": [str(library_copy)], "state_dir": str(tmp_path)})
+    first = Library(config, _index(tmp_path))
+    first.rescan()
+    paths = {first.tree.path_of(node): inode for inode, node in _files(first)}
+    first.index.close()
+    second = Library(config, _index(tmp_path))
+    tree = second.load()
+    assert tree.file_count == len(paths) > 20
+    assert {second.tree.path_of(node): inode for inode, node in _files(second)} == paths
+
+
+def _files(library: Library) -> list[tuple[int, object]]:
+    tree = library.tree
+    found = []
+    pending = [tree.get(1)]
+    while pending:
+        node = pending.pop()
+        assert node is not None
+        for child in tree.children_after(node, 0):
+            if child.is_dir:
+                pending.append(child)
+            else:
+                found.append((child.inode, child))
+    return found
