@@ -68,18 +68,29 @@ class DaemonProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until the mountpoint is a live MusicFS mount (root inode 1 answers)."""
+        """Wait until the mountpoint is a MusicFS mount served by this process.
+
+        The root's `user.musicfs.pid` must name our PID: a getxattr always reaches the daemon, while a
+        stat may be answered from the kernel's cache, even by a dead mount.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise DaemonError(
-                    f"daemon exited with {self.process.returncode} before it was ready:\n{self.log()}"
-                )
-            entry = mount_at(self.mountpoint)
-            if entry is not None and entry.fstype == "fuse.musicfs" and os.stat(self.mountpoint).st_ino == 1:
+                raise DaemonError(f"daemon exited with {self.process.returncode} before it was ready:\n{self.log()}")
+            if self.serving_pid() == self.pid:
                 return
             time.sleep(0.02)
         raise DaemonError(f"mount not ready within {timeout} s:\n{self.log()}")
+
+    def serving_pid(self) -> int | None:
+        """The PID the mount at our mountpoint reports, or None when nothing live answers."""
+        entry = mount_at(self.mountpoint)
+        if entry is None or entry.fstype != "fuse.musicfs":
+            return None
+        try:
+            return int(os.getxattr(self.mountpoint, "user.musicfs.pid"))
+        except (OSError, ValueError):
+            return None
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)

@@ -1,0 +1,119 @@
+"""Lifecycle of the real daemon: kill -9 and restart, auto-unmount, shutdown under load, concurrency."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from chaos.mountinfo import mount_at
+from musicfs.demo import DemoLibrary
+from tests.process.conftest import Spawn, assert_clean_log
+
+
+def _tracks(root: Path) -> list[Path]:
+    return sorted(Path(folder) / name for folder, _, names in os.walk(root) for name in names)
+
+
+def _origin_bytes(path: Path) -> bytes:
+    return Path(os.fsdecode(os.getxattr(path, "user.musicfs.origin"))).read_bytes()
+
+
+def _wait(condition: object, timeout: float, what: str) -> float:
+    """Poll `condition()` until true; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.failure_mode("2.7")
+def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    first = spawn([demo_library.root])
+    track = _tracks(first.mountpoint)[0]
+    name = track.relative_to(first.mountpoint)
+    first.kill9()
+    entry = mount_at(first.mountpoint)
+    assert entry is not None and entry.fstype == "fuse.musicfs"  # the default: a dead mount stays
+    with pytest.raises(OSError) as error:
+        os.statvfs(first.mountpoint)
+    assert error.value.errno == errno.ENOTCONN
+    started = time.monotonic()
+    second = spawn([demo_library.root], state_dir=first.log_path.parent / "state")
+    took = time.monotonic() - started
+    assert "cleaning a stale fuse.musicfs mount" in second.log()
+    assert (second.mountpoint / name).read_bytes() == _origin_bytes(second.mountpoint / name)
+    assert took < 10, f"restart took {took:.1f} s"
+    assert_clean_log(second)
+
+
+@pytest.mark.failure_mode("2.7")
+def test_auto_unmount_leaves_an_empty_folder_after_kill9(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    first = spawn([demo_library.root], args=["--auto-unmount"])
+    first.kill9()
+    _wait(lambda: mount_at(first.mountpoint) is None, 10, "libfuse's auto_unmount to unmount")
+    assert list(first.mountpoint.iterdir()) == []
+    second = spawn([demo_library.root], state_dir=first.log_path.parent / "state")
+    assert "cleaning a stale" not in second.log()
+    assert _tracks(second.mountpoint)
+
+
+@pytest.mark.failure_mode("5.1")
+def test_100_concurrent_reads_all_complete_with_the_right_bytes(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    tracks = _tracks(daemon.mountpoint)
+    expected = {track: _origin_bytes(track) for track in tracks}
+    jobs = [tracks[i % len(tracks)] for i in range(100)]
+    barrier = threading.Barrier(100, timeout=30)
+
+    def read(track: Path) -> bool:
+        barrier.wait()
+        return track.read_bytes() == expected[track]
+
+    with ThreadPoolExecutor(100) as pool:
+        results = list(pool.map(read, jobs, timeout=60))
+    assert all(results)
+    assert_clean_log(daemon)
+
+
+@pytest.mark.failure_mode("2.1")
+def test_sigterm_while_eight_readers_stream(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    tracks = _tracks(daemon.mountpoint)
+    expected = {track: _origin_bytes(track) for track in tracks}
+    stop = threading.Event()
+    reads = [0] * 8
+    wrong: list[Path] = []
+
+    def stream(worker: int) -> None:
+        while not stop.is_set():
+            for track in tracks:
+                try:
+                    data = track.read_bytes()
+                except OSError:
+                    return  # the mount is going away: an error is fine, a hang or wrong bytes are not
+                if data != expected[track]:
+                    wrong.append(track)
+                reads[worker] += 1
+
+    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    _wait(lambda: min(reads) > 5, 30, "every reader to be streaming")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive(), "a reader hung after shutdown"
+    assert mount_at(daemon.mountpoint) is None
+    assert wrong == []
+    assert_clean_log(daemon)
