@@ -36,7 +36,9 @@ def _wait(condition: object, timeout: float, what: str) -> float:
 
 
 @pytest.mark.failure_mode("2.7")
-def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(demo_library: DemoLibrary, spawn: Spawn) -> None:
+def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(
+    demo_library: DemoLibrary, spawn: Spawn
+) -> None:
     first = spawn([demo_library.root])
     track = _tracks(first.mountpoint)[0]
     name = track.relative_to(first.mountpoint)
@@ -67,7 +69,9 @@ def test_auto_unmount_leaves_an_empty_folder_after_kill9(demo_library: DemoLibra
 
 
 @pytest.mark.failure_mode("5.1")
-def test_100_concurrent_reads_all_complete_with_the_right_bytes(demo_library: DemoLibrary, spawn: Spawn) -> None:
+def test_100_concurrent_reads_all_complete_with_the_right_bytes(
+    demo_library: DemoLibrary, spawn: Spawn
+) -> None:
     daemon = spawn([demo_library.root])
     tracks = _tracks(daemon.mountpoint)
     expected = {track: _origin_bytes(track) for track in tracks}

@@ -26,10 +26,12 @@ import pyfuse3
 import trio
 
 from musicfs.daemon.notify import Notifier
+from musicfs.fs.invalidate import invalidate_kernel_cache
 from musicfs.fs.operations import MusicOperations
 from musicfs.index.scanner import ScanCancelled
 from musicfs.library import Library
 from musicfs.origins.gateway import OriginGateway
+from musicfs.tree.snapshot import Tree
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class Service:
         }
         self.operations = MusicOperations(lambda: library.tree, self.gateways, options.attr_timeout)
         self._stopping = False
+        library.listeners.append(_invalidate_after_publish)
 
     def run(self) -> None:
         """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop."""
@@ -115,6 +118,8 @@ class Service:
             log.info("rescan (%s) stopped for shutdown; what it committed is kept", why)
         except Exception:
             log.exception("rescan (%s) failed; still serving the last complete tree", why)
+        else:
+            log.info("rescan (%s) finished: serving %d files", why, self.library.tree.file_count)
         self.notifier.status(f"serving {self.library.tree.file_count} tracks")
 
     async def _handle_signals(self, nursery: trio.Nursery) -> None:
@@ -137,6 +142,11 @@ class Service:
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({why})")
         pyfuse3.terminate()
         scope.deadline = min(scope.deadline, trio.current_time() + DRAIN_TIMEOUT)
+
+
+def _invalidate_after_publish(old: Tree, new: Tree) -> None:
+    if len(old) > 1:  # nothing of an empty tree can be in the kernel's caches
+        invalidate_kernel_cache(old, new)
 
 
 def _raise_read_ahead(device: int) -> None:

@@ -83,6 +83,9 @@ class Tree:
     def get(self, inode: int) -> Node | None:
         return self._nodes.get(inode)
 
+    def items(self) -> Iterator[tuple[int, Node]]:
+        return iter(self._nodes.items())
+
     def lookup(self, parent: int, name: bytes) -> Node | None:
         folder = self._nodes.get(parent)
         if folder is None or folder.children is None:

@@ -1,0 +1,61 @@
+"""Telling the kernel what changed between two tree snapshots, so `ls` and reads show the new state.
+
+Owns: the diff of two `Tree`s into kernel invalidations: entries that vanished or moved
+(`invalidate_entry`), files whose content or attributes changed and folders whose listing changed
+(`invalidate_inode`, which also drops cached pages, so a changed file never serves old bytes while an
+unchanged one keeps its page cache).
+Concurrency: called from the rescan worker thread after a publish, never from the trio thread (the
+kernel may answer an invalidation only after the request loop has run). Errors for inodes the
+kernel does not know are expected and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import pyfuse3
+
+from musicfs.tree.snapshot import Node, Tree
+
+log = logging.getLogger(__name__)
+
+def changed_between(old: Tree, new: Tree) -> tuple[list[tuple[int, bytes, int]], list[int]]:
+    """(entries to forget as (parent, name, inode), inodes to refresh) between two snapshots."""
+    entries: list[tuple[int, bytes, int]] = []
+    inodes: set[int] = set()
+    for inode, before in old.items():
+        after = new.get(inode)
+        if after is None or after.parent != before.parent or after.name != before.name:
+            entries.append((before.parent, before.name, inode))
+            inodes.add(before.parent)
+        elif not before.is_dir and _version(before) != _version(after):
+            inodes.add(inode)
+    for inode, after in new.items():
+        before = old.get(inode)
+        if before is None or before.parent != after.parent or before.name != after.name:
+            inodes.add(after.parent)
+    return entries, sorted(i for i in inodes if old.get(i) is not None)
+
+
+def _version(node: Node) -> tuple[int, int, int, int, bytes]:
+    return (node.size, node.mtime_ns, node.ctime_ns, node.origin_id, node.relpath)
+
+
+def invalidate_kernel_cache(old: Tree, new: Tree) -> int:
+    """Send the invalidations for old -> new to the kernel; return how many were sent."""
+    entries, inodes = changed_between(old, new)
+    for parent, name, _inode in entries:
+        _quietly(pyfuse3.invalidate_entry, parent, name)
+    for inode in inodes:
+        _quietly(pyfuse3.invalidate_inode, inode)
+    if entries or inodes:
+        log.debug("invalidated %d entries and %d inodes", len(entries), len(inodes))
+    return len(entries) + len(inodes)
+
+
+def _quietly(call: Callable[..., None], *args: object) -> None:
+    # OSError: the kernel never looked that up, or has forgotten it already.
+    with contextlib.suppress(OSError):
+        call(*args)
