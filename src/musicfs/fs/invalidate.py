@@ -32,10 +32,10 @@ def changed_between(old: Tree, new: Tree) -> tuple[list[tuple[int, bytes, int]],
             inodes.add(before.parent)
         elif not before.is_dir and _version(before) != _version(after):
             inodes.add(inode)
-    for inode, after in new.items():
-        before = old.get(inode)
-        if before is None or before.parent != after.parent or before.name != after.name:
-            inodes.add(after.parent)
+    for inode, shown in new.items():
+        known = old.get(inode)
+        if known is None or known.parent != shown.parent or known.name != shown.name:
+            inodes.add(shown.parent)
     return entries, sorted(i for i in inodes if old.get(i) is not None)
 
 
