@@ -76,6 +76,7 @@ def test_every_change_is_refused_with_erofs(demo_library: DemoLibrary, spawn: Sp
     )
 
 
+@pytest.mark.failure_mode("2.1")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_unmounts_and_exits_zero(demo_library: DemoLibrary, spawn: Spawn, signum: int) -> None:
     daemon = spawn([demo_library.root])
@@ -86,6 +87,7 @@ def test_signal_unmounts_and_exits_zero(demo_library: DemoLibrary, spawn: Spawn,
     assert_clean_log(daemon)
 
 
+@pytest.mark.failure_mode("2.1")
 def test_sigterm_with_a_file_open_and_a_shell_inside(demo_library: DemoLibrary, spawn: Spawn) -> None:
     daemon = spawn([demo_library.root])
     album = next(p for p in daemon.mountpoint.iterdir() if p.is_dir())
@@ -119,6 +121,7 @@ def test_restart_keeps_inodes_and_unmount_command_stops_it(demo_library: DemoLib
     assert again == inodes
 
 
+@pytest.mark.failure_mode("2.7")
 def test_second_instance_on_a_live_mount_is_refused(
     demo_library: DemoLibrary, spawn: Spawn, tmp_path: Path
 ) -> None:
@@ -176,3 +179,19 @@ def test_bad_input_gives_one_line_and_exit_code(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("musicfs: error:") and message in lines[0], done.stderr
     assert mount_at(mnt) is None
+
+
+@pytest.mark.failure_mode("3.9")
+def test_second_instance_on_the_same_state_dir_is_refused_before_touching_anything(
+    demo_library: DemoLibrary, spawn: Spawn, tmp_path: Path
+) -> None:
+    first = spawn([demo_library.root])
+    other_mnt = tmp_path / "other-mnt"
+    other_mnt.mkdir()
+    done = _run(
+        "mount", str(other_mnt), "--origin", str(demo_library.root), "--state-dir", str(tmp_path / "state")
+    )
+    assert done.returncode == 6
+    assert f"another MusicFS (pid {first.pid}) is using state directory" in done.stderr
+    assert mount_at(other_mnt) is None
+    assert first.serving_pid() == first.pid

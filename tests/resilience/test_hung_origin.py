@@ -43,6 +43,7 @@ def _inode(library: Library, *names: str) -> int:
 
 
 @pytest.mark.failure_mode("5.1")
+@pytest.mark.failure_mode("3.8")
 def test_hung_read_gives_eio_while_others_are_served(library_copy: Path, tmp_path: Path) -> None:
     ops, library, faulty = _operations(library_copy, tmp_path)
     hung = _inode(library, "Sigur Rós", "Ágætis byrjun (1999)", "01 Svefn-g-englar.ogg")

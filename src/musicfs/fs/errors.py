@@ -3,6 +3,8 @@
 Owns: the mapping from exceptions to the errno a request is answered with, and the counters of
 failed requests. pyfuse3 only catches `FUSEError`; any other exception escaping a handler would stop
 `pyfuse3.main()` and take the daemon down, so this wrapper makes sure every request gets an answer.
+Every handler is also a fault point named "fs.<handler>" (for example "fs.read"), so the chaos tooling
+can make any request fail unexpectedly.
 Concurrency: handlers run as trio tasks on one thread; the counters are only touched there.
 """
 
@@ -18,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 
 from musicfs.core.errors import OriginError
+from musicfs.core.faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,12 @@ failures: Counter[str] = Counter()
 def fuse_handler(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Make `function` answer every request: FUSEError passes, OriginError -> its errno, else EIO."""
     name = function.__name__
+    point = f"fs.{name}"
 
     @functools.wraps(function)
     async def answer(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            fault_point(point)
             return await function(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise

@@ -21,6 +21,7 @@ from musicfs.tree.snapshot import Node, Tree
 
 log = logging.getLogger(__name__)
 
+
 def changed_between(old: Tree, new: Tree) -> tuple[list[tuple[int, bytes, int]], list[int]]:
     """(entries to forget as (parent, name, inode), inodes to refresh) between two snapshots."""
     entries: list[tuple[int, bytes, int]] = []
