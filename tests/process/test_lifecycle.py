@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.daemon import MUSICFS
 from chaos.mountinfo import mount_at
 from musicfs.demo import DemoLibrary
 from tests.process.conftest import Spawn, assert_clean_log
@@ -121,3 +123,19 @@ def test_sigterm_while_eight_readers_stream(demo_library: DemoLibrary, spawn: Sp
     assert mount_at(daemon.mountpoint) is None
     assert wrong == []
     assert_clean_log(daemon)
+
+
+@pytest.mark.failure_mode("2.7")
+def test_unmount_command_cleans_a_dead_mount(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    daemon = spawn([demo_library.root])
+    daemon.kill9()
+    done = subprocess.run(
+        [MUSICFS, "unmount", str(daemon.mountpoint)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cleaned the stale mount" in done.stdout
+    assert mount_at(daemon.mountpoint) is None
+    again = subprocess.run(
+        [MUSICFS, "unmount", str(daemon.mountpoint)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 4 and again.stderr.startswith("musicfs: error: nothing is mounted")
