@@ -1,0 +1,58 @@
+"""The command line as a user meets it: `musicfs tree`, `musicfs scan`, and files over 4 GiB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from chaos.daemon import MUSICFS
+from musicfs.demo import DemoLibrary
+from tests.process.conftest import Spawn
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MUSICFS, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+
+
+def test_tree_prints_the_layout_and_honours_the_template(demo_library: DemoLibrary) -> None:
+    done = _run("tree", "--origin", str(demo_library.root))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "Sigur Rós/Ágætis byrjun (1999)/01 Svefn-g-englar.ogg" in lines
+    custom = _run("tree", "--origin", str(demo_library.root), "--template", "{genre}/{artist} - {title}")
+    assert custom.returncode == 0, custom.stderr
+    assert "Post-Rock/Sigur Rós - Svefn-g-englar.ogg" in custom.stdout.splitlines()
+
+
+def test_scan_builds_the_index_and_a_second_scan_changes_nothing(
+    demo_library: DemoLibrary, tmp_path: Path
+) -> None:
+    args = ("scan", "--origin", str(demo_library.root), "--state-dir", str(tmp_path / "state"))
+    first = _run(*args)
+    assert first.returncode == 0, first.stderr
+    assert f"{len(demo_library.tracks) + len(demo_library.covers)} new" in first.stdout
+    second = _run(*args)
+    assert " 0 new, 0 changed, 0 moved, 0 removed" in second.stdout
+
+
+def test_reads_beyond_4_gib_are_exact(tmp_path: Path, spawn: Spawn) -> None:
+    origin = tmp_path / "big-origin"
+    origin.mkdir()
+    big = origin / "huge live set.flac"
+    size = 5 * 1024**3 + 12345
+    marker = os.urandom(1 << 20)
+    with open(big, "wb") as handle:  # sparse: only the marker takes disk space
+        handle.truncate(size)
+        handle.seek(4 * 1024**3 + 777)
+        handle.write(marker)
+    daemon = spawn([origin])
+    shown = daemon.mountpoint / "Unknown Artist" / "Unknown Album" / "huge live set.flac"
+    assert shown.stat().st_size == size
+    with open(shown, "rb") as handle:
+        handle.seek(4 * 1024**3 + 777)
+        assert handle.read(len(marker)) == marker
+        handle.seek(size - 10)
+        assert handle.read(100) == b"\0" * 10
