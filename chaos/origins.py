@@ -1,9 +1,19 @@
-"""A faulty origin: a real `LocalOrigin` whose reads and opens fail, hang or slow down on purpose.
+"""A faulty origin: a real `LocalOrigin` whose opens, reads and listings fail, hang, slow down or
+return short data on purpose.
 
-Owns: `FaultyOrigin` and its `Fault` rules (which paths, what happens). Plugged in at the composition
-root or directly in in-process tests; production code never sees this class.
-Concurrency: rules are immutable; `release()` wakes every hung call (a threading.Event), so tests can
-let stuck worker threads finish before they exit.
+Owns: `FaultyOrigin`, its `OriginFault` rules, and `origin_wrapper`, which turns a list of rules into
+the wrapper that `musicfs.core.faults.install_origin_wrapper` takes, so the real daemon builds its
+origins through it (the chaos boot code installs it from a plan). Actions:
+  - "hang": block until `release()` (or forever: a dead NAS),
+  - "eio" / "enoent": fail with that errno,
+  - "latency": sleep `seconds` first (a slow network),
+  - "short": return half of what was asked (a short read),
+  - "vanish": the whole origin is gone (listing, open and stat fail with ENOENT).
+A rule applies to relative paths matching `pattern` (fnmatch; "*" for all), at most `count` times,
+with `probability` drawn from a seeded RNG.
+Concurrency: any thread may call the origin at once; counters and the RNG are guarded by one lock,
+hangs and sleeps happen outside it. Faulty paths never take the inline page-cache path, so a hang
+always happens in a worker thread, as a real dead NAS would.
 """
 
 from __future__ import annotations
@@ -11,61 +21,123 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import random
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from musicfs.origins.local import LocalOrigin
+from musicfs.core.errors import OriginUnavailable
+from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
+
+ACTIONS = ("hang", "eio", "enoent", "latency", "short", "vanish")
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
-    """What happens to opens and reads of files whose relative path matches `pattern` (fnmatch)."""
+class OriginFault:
+    """One rule: what happens to opens and reads of the files whose relative path matches `pattern`."""
 
     pattern: str
-    action: str  # "hang" | "eio" | "enoent" | "latency"
-    seconds: float = 0.0  # for "latency"
+    action: str
+    seconds: float = 0.0
+    count: int | None = None
+    probability: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"origin fault action must be one of {ACTIONS}, not {self.action!r}")
 
 
 class FaultyOrigin(LocalOrigin):
-    """A LocalOrigin with injected faults; reads never take the inline (page-cache) path when faulty."""
+    """A LocalOrigin with injected faults."""
 
-    def __init__(self, origin_id: int, root: bytes, faults: list[Fault]) -> None:
+    def __init__(self, origin_id: int, root: bytes, faults: Sequence[OriginFault], seed: int = 0) -> None:
         super().__init__(origin_id, root)
-        self.faults = faults
+        self.faults = tuple(faults)
+        self.hits: dict[str, int] = {}
         self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
         self._fd_paths: dict[int, str] = {}
-        self.hits = 0
+
+    @classmethod
+    def around(cls, origin: LocalOrigin, faults: Sequence[OriginFault], seed: int = 0) -> FaultyOrigin:
+        return cls(origin.origin_id, origin.root, faults, seed)
 
     def release(self) -> None:
+        """Let every hung call go on (and every later one pass straight through)."""
         self._released.set()
 
-    def _inject(self, relpath: str) -> None:
-        for fault in self.faults:
-            if fnmatch.fnmatch(relpath, fault.pattern):
-                self.hits += 1
-                if fault.action == "hang":
-                    self._released.wait()
-                elif fault.action == "eio":
-                    raise OSError(errno.EIO, os.strerror(errno.EIO))
-                elif fault.action == "enoent":
-                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-                elif fault.action == "latency":
-                    time.sleep(fault.seconds)
+    def _active(self, relpath: str, actions: tuple[str, ...]) -> list[OriginFault]:
+        chosen = []
+        with self._lock:
+            for fault in self.faults:
+                if fault.action not in actions or not fnmatch.fnmatch(relpath, fault.pattern):
+                    continue
+                used = self.hits.get(fault.pattern + ":" + fault.action, 0)
+                if fault.count is not None and used >= fault.count:
+                    continue
+                if self._rng.random() >= fault.probability:
+                    continue
+                self.hits[fault.pattern + ":" + fault.action] = used + 1
+                chosen.append(fault)
+        return chosen
 
-    def _faulty(self, relpath: str) -> bool:
-        return any(fnmatch.fnmatch(relpath, fault.pattern) for fault in self.faults)
+    def _inject(self, relpath: str, actions: tuple[str, ...]) -> bool:
+        """Apply the matching faults; True when the caller should return short data."""
+        short = False
+        for fault in self._active(relpath, actions):
+            if fault.action == "hang":
+                self._released.wait()
+            elif fault.action in ("eio", "vanish", "enoent"):
+                code = errno.EIO if fault.action == "eio" else errno.ENOENT
+                raise OSError(code, os.strerror(code))
+            elif fault.action == "latency":
+                time.sleep(fault.seconds)
+            elif fault.action == "short":
+                short = True
+        return short
+
+    def _vanished(self) -> bool:
+        return any(fault.action == "vanish" for fault in self.faults) and not self._released.is_set()
+
+    def check_available(self) -> None:
+        if self._vanished():
+            raise OriginUnavailable(f"{os.fsdecode(self.root)}: vanished (injected)")
+        super().check_available()
+
+    def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
+        if self._vanished():
+            raise FileNotFoundError(errno.ENOENT, "origin vanished (injected)")
+        yield from super().walk(problems)
 
     def open(self, relpath: bytes) -> int:
+        self._inject(os.fsdecode(relpath), ("hang", "eio", "enoent", "latency", "vanish"))
         fd = super().open(relpath)
         self._fd_paths[fd] = os.fsdecode(relpath)
         return fd
 
     def read_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
-        if self._faulty(self._fd_paths.get(fd, "")):
+        path = self._fd_paths.get(fd, "")
+        if any(fnmatch.fnmatch(path, fault.pattern) for fault in self.faults):
             return None
         return super().read_nowait(fd, size, offset)
 
-    def read(self, fd: int, size: int, offset: int) -> bytes:
-        self._inject(self._fd_paths.get(fd, ""))
-        return super().read(fd, size, offset)
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+        short = self._inject(self._fd_paths.get(fd, ""), ("hang", "eio", "latency", "short", "vanish"))
+        data = os.pread(fd, size, offset)
+        return data[: max(1, len(data) // 2)] if short and data else data
+
+    def close(self, fd: int) -> None:
+        self._fd_paths.pop(fd, None)
+        super().close(fd)
+
+
+def origin_wrapper(faults: Sequence[OriginFault], seed: int = 0) -> Any:
+    """A wrapper for `musicfs.core.faults.install_origin_wrapper` that adds `faults` to every origin."""
+
+    def wrap(origin: LocalOrigin) -> FaultyOrigin:
+        return FaultyOrigin.around(origin, faults, seed)
+
+    return wrap

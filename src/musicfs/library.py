@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from musicfs.core.config import Config
-from musicfs.core.faults import fault_point
+from musicfs.core.faults import fault_point, wrap_origin
 from musicfs.core.types import TagSet, TrackEntry
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
@@ -42,7 +42,8 @@ class Library:
         self.index = index
         self.template = Template.parse(config.template)
         self.origins = [
-            LocalOrigin(index.origin_id(os.fsencode(o.path)), os.fsencode(o.path)) for o in config.origins
+            wrap_origin(LocalOrigin(index.origin_id(os.fsencode(o.path)), os.fsencode(o.path)))
+            for o in config.origins
         ]
         self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}
         self.tree = Tree.empty()

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from chaos.origins import Fault, FaultyOrigin
+from chaos.origins import FaultyOrigin, OriginFault
 from musicfs.core.config import build_config
 from musicfs.fs.operations import MusicOperations
 from musicfs.index.store import Index
@@ -28,7 +28,7 @@ def _operations(library_copy: Path, tmp_path: Path) -> tuple[MusicOperations, Li
     library = Library(config, Index(tmp_path / "index.sqlite"))
     library.rescan()
     (real,) = library.origins
-    faulty = FaultyOrigin(real.origin_id, real.root, [Fault(HUNG, "hang")])
+    faulty = FaultyOrigin(real.origin_id, real.root, [OriginFault(HUNG, "hang")])
     gateways = {real.origin_id: OriginGateway(faulty, TIMEOUT)}
     return MusicOperations(lambda: library.tree, gateways, 300.0), library, faulty
 
@@ -52,8 +52,8 @@ def test_hung_read_gives_eio_while_others_are_served(library_copy: Path, tmp_pat
     outcome: dict[str, object] = {}
 
     async def hung_reader() -> None:
-        handle = await ops.open(hung, os.O_RDONLY, None)
         try:
+            handle = await ops.open(hung, os.O_RDONLY, None)
             await ops.read(handle.fh, 0, 4096)
         except pyfuse3.FUSEError as error:
             outcome["hung"] = (error.errno, trio.current_time())

@@ -165,11 +165,23 @@ class LocalOrigin:
         return bytes(buffer)
 
     def read(self, fd: int, size: int, offset: int) -> bytes:
-        """Read up to `size` bytes at `offset`, waiting for the device as long as it takes."""
+        """Read `size` bytes at `offset` (fewer only at the end of the file), however long it takes.
+
+        A short read in the middle of a file (network filesystems do that) is continued, since FUSE
+        would take it for the end of the file.
+        """
+        data = self._pread(fd, size, offset)
+        while 0 < len(data) < size:
+            more = self._pread(fd, size - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
 
-    @staticmethod
-    def close(fd: int) -> None:
+    def close(self, fd: int) -> None:
         os.close(fd)
 
 
