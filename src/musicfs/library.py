@@ -49,6 +49,7 @@ class Library:
         self.tree = Tree.empty()
         self.listeners: list[PublishListener] = []
         self._update_lock = threading.Lock()
+        self._unpublished = False  # the index holds a layout the published tree does not show yet
         self.stopping = threading.Event()
         key_source = repr((config.template, [o.root for o in self.origins], SCHEMA_VERSION, LAYOUT_VERSION))
         self._layout_key = hashlib.sha256(key_source.encode("utf-8", "surrogateescape")).hexdigest()
@@ -70,7 +71,9 @@ class Library:
             for report in reports:
                 log.info("scan of %s", report.summary())
             if any(r.changes for r in reports) or self.index.get_meta("layout_key") != self._layout_key:
+                self._unpublished = True
                 self._relayout()
+            if self._unpublished:
                 self._publish()
             return reports
 
@@ -90,6 +93,7 @@ class Library:
         new = Tree.build(files, folders)
         fault_point("tree.publish")
         old, self.tree = self.tree, new
+        self._unpublished = False
         log.info("serving %d files in %d entries", new.file_count, len(new))
         for listener in self.listeners:
             listener(old, new)
