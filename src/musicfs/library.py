@@ -77,6 +77,15 @@ class Library:
                 self._publish()
             return reports
 
+    def quiesce(self, timeout: float) -> bool:
+        """Ask a running rescan to stop and wait up to `timeout` s for it; True if none is running."""
+        self.stopping.set()
+        if self._update_lock.acquire(timeout=timeout):
+            self._update_lock.release()
+            return True
+        log.warning("a rescan did not stop within %g s; closing the index anyway", timeout)
+        return False
+
     def _relayout(self) -> None:
         files = self.index.indexed_files(self.priority)
         placed = layout(

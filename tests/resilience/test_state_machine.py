@@ -101,7 +101,8 @@ class LibraryMachine(RuleBasedStateMachine):
         except Injected:
             assert fail_at is not None
         else:
-            self.shown = dict(self.titles)
+            if self.titles or not self.shown:  # an emptied origin looks unmounted: the view is kept
+                self.shown = dict(self.titles)
         finally:
             install_hook(None)
 

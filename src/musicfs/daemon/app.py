@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from musicfs.core.config import Config
@@ -29,6 +29,7 @@ from musicfs.library import Library
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite"
+QUIESCE_TIMEOUT = 5.0
 
 
 @contextmanager
@@ -39,13 +40,21 @@ def open_instance(config: Config) -> Iterator[Library]:
     with ExitStack() as stack:
         lock = InstanceLock(config.state_dir)
         lock.acquire()
-        stack.callback(lock.release)
+        stack.callback(_timed, "instance lock released", lock.release)
         if config.mountpoint is not None:
             check_mountpoint(config)
             clear_stale_mount(config.mountpoint)
         index = Index(config.state_dir / INDEX_NAME)
-        stack.callback(index.close)
-        yield Library(config, index)
+        stack.callback(_timed, "index checkpointed and closed", index.close)
+        library = Library(config, index)
+        stack.callback(_timed, "background scan finished", library.quiesce, QUIESCE_TIMEOUT)
+        yield library
+
+
+def _timed(step: str, action: Callable[..., object], *args: object) -> None:
+    started = time.monotonic()
+    action(*args)
+    log.debug("%s in %.3f s", step, time.monotonic() - started)
 
 
 def mount(config: Config) -> None:

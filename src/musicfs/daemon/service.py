@@ -71,6 +71,7 @@ class Service:
         }
         self.operations = MusicOperations(lambda: library.tree, self.gateways, options.attr_timeout)
         self._stopping = False
+        self._shutdown_started: float | None = None
         library.listeners.append(_invalidate_after_publish)
 
     def run(self) -> None:
@@ -87,12 +88,22 @@ class Service:
                 nursery.start_soon(self._handle_signals, nursery)
                 nursery.start_soon(self._announce_ready, started, nursery)
                 await pyfuse3.main()
+                if not self._stopping:
+                    log.warning("the mount was removed from outside (fusermount -u?); stopping")
                 nursery.cancel_scope.cancel()
         finally:
             self.library.stopping.set()
+            if self._shutdown_started is not None:
+                log.info(
+                    "shutdown: request loop stopped after %.3f s (%d reads cut short)",
+                    time.monotonic() - self._shutdown_started,
+                    self.operations.reads_in_flight,
+                )
             unmount_started = time.monotonic()
             pyfuse3.close(unmount=True)
-            log.info("unmounted %s in %.3f s", mountpoint, time.monotonic() - unmount_started)
+            log.info(
+                "shutdown: unmounted %s (lazily) in %.3f s", mountpoint, time.monotonic() - unmount_started
+            )
 
     async def _announce_ready(self, started: float, nursery: trio.Nursery) -> None:
         mountpoint = self.options.mountpoint
@@ -137,6 +148,7 @@ class Service:
 
     def _begin_shutdown(self, scope: trio.CancelScope, why: str) -> None:
         self._stopping = True
+        self._shutdown_started = time.monotonic()
         self.library.stopping.set()
         log.info("shutting down (%s): %d reads in flight", why, self.operations.reads_in_flight)
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({why})")
