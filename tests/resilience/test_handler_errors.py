@@ -11,13 +11,13 @@ import pytest
 import trio
 
 from musicfs.core.faults import install_hook
-from musicfs.fs import errors
 from musicfs.fs.operations import MusicOperations
+from musicfs.fs.stats import STATS
 from musicfs.tree.snapshot import Tree
 
 
 def _fail_once(name: str) -> None:
-    if name == "fs.getattr" and not errors.failures["getattr:unexpected"]:
+    if name == "fs.getattr" and not STATS.failures["getattr:unexpected"]:
         raise ZeroDivisionError("injected")
 
 
@@ -33,7 +33,7 @@ def test_unexpected_exception_becomes_eio_and_serving_goes_on(caplog: pytest.Log
             except pyfuse3.FUSEError as error:
                 answers.append(error.errno)
 
-    errors.failures.clear()
+    STATS.failures.clear()
     install_hook(_fail_once)
     try:
         with caplog.at_level(logging.ERROR):
@@ -41,7 +41,7 @@ def test_unexpected_exception_becomes_eio_and_serving_goes_on(caplog: pytest.Log
     finally:
         install_hook(None)
     assert answers == [errno.EIO, pyfuse3.ROOT_INODE]
-    assert errors.failures["getattr:unexpected"] == 1
+    assert STATS.failures["getattr:unexpected"] == 1
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "getattr" in record.getMessage() and record.exc_info and record.exc_info[0] is ZeroDivisionError
 

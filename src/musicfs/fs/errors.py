@@ -1,7 +1,9 @@
 """The one wrapper every FUSE handler goes through: domain errors to errno, surprises to EIO.
 
-Owns: the mapping from exceptions to the errno a request is answered with, and the counters of
-failed requests. pyfuse3 only catches `FUSEError`; any other exception escaping a handler would stop
+Owns: the mapping from exceptions to the errno a request is answered with; it records every request
+in `musicfs.fs.stats.STATS` (count, latency, failures) and logs origin failures rate-limited, so an
+offline origin gives one line per interval rather than one per read.
+pyfuse3 only catches `FUSEError`; any other exception escaping a handler would stop
 `pyfuse3.main()` and take the daemon down, so this wrapper makes sure every request gets an answer.
 Every handler is also a fault point named "fs.<handler>" (for example "fs.read"), so the chaos tooling
 can make any request fail unexpectedly.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-from collections import Counter
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,14 +23,17 @@ import pyfuse3
 
 from musicfs.core.errors import OriginError
 from musicfs.core.faults import fault_point
+from musicfs.fs.stats import STATS, RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-failures: Counter[str] = Counter()
-"""Requests answered with an error, by 'handler:errno-name' (unexpected ones as 'handler:unexpected')."""
+_origin_failures = RateLimitedLog(log)
+
+
+_ROUTINE = frozenset({errno.ENOENT, errno.ENODATA, errno.EROFS})  # answers, not failures
 
 
 def fuse_handler(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -38,19 +43,25 @@ def fuse_handler(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, C
 
     @functools.wraps(function)
     async def answer(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter()
         try:
             fault_point(point)
             return await function(*args, **kwargs)
-        except pyfuse3.FUSEError:
+        except pyfuse3.FUSEError as exc:
+            if exc.errno not in _ROUTINE:
+                STATS.failures[f"{name}:{errno.errorcode.get(exc.errno, exc.errno)}"] += 1
             raise
         except OriginError as exc:
-            failures[f"{name}:{errno.errorcode.get(exc.errno, exc.errno)}"] += 1
-            log.warning("%s failed: %s", name, exc)
+            code = errno.errorcode.get(exc.errno, str(exc.errno))
+            STATS.failures[f"{name}:{code}"] += 1
+            _origin_failures.warning(f"{name}:{code}", "%s failed: %s", name, exc)
             raise pyfuse3.FUSEError(exc.errno) from None
         except Exception:
-            failures[f"{name}:unexpected"] += 1
+            STATS.failures[f"{name}:unexpected"] += 1
             log.exception("unexpected error in FUSE handler %s; answered EIO, still serving", name)
             raise pyfuse3.FUSEError(errno.EIO) from None
+        finally:
+            STATS.observe(name, time.perf_counter() - started)
 
     return answer
 
