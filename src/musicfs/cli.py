@@ -69,6 +69,21 @@ def _parser() -> argparse.ArgumentParser:
     unmount.add_argument("--timeout", type=float, default=30.0, metavar="S")
     unmount.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
 
+    for name, text in (
+        ("status", "show what a running MusicFS is doing (a table on a terminal, JSON otherwise)"),
+        ("rescan", "rescan the origins of a running MusicFS and wait for it"),
+        ("shutdown", "stop a running MusicFS; returns once it has exited and unmounted"),
+        ("metrics", "print a running MusicFS's metrics in Prometheus text format"),
+    ):
+        control_parser = commands.add_parser(name, help=text)
+        control_parser.add_argument("mountpoint", type=Path, nargs="?", help="the mountpoint it serves")
+        control_parser.add_argument("--state-dir", type=Path, metavar="DIR", help="or its state directory")
+        control_parser.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+        if name == "status":
+            control_parser.add_argument("--json", action="store_true", help="JSON even on a terminal")
+        if name == "shutdown":
+            control_parser.add_argument("--timeout", type=float, default=60.0, metavar="S")
+
     demo = commands.add_parser("demo", help="write a small demo library of real, tagged audio files")
     demo.add_argument("destination", type=Path)
     demo.add_argument("--seed", type=int, default=0)
@@ -112,6 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         demo = generate_library(args.destination, seed=args.seed)
         print(f"wrote a demo library of {len(demo.tracks)} tracks to {demo.root}")
         return 0
+    if args.command in ("status", "rescan", "shutdown", "metrics"):
+        return _control(args)
     if args.command == "unmount":
         from musicfs.daemon.unmount import unmount
 
@@ -129,6 +146,34 @@ def _run(args: argparse.Namespace) -> int:
                 print(report.summary())
     elif args.command == "tree":
         _print_tree(config)
+    return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    import json
+
+    from musicfs.core.errors import ConfigError
+    from musicfs.daemon import client, control
+
+    if (args.mountpoint is None) == (args.state_dir is None):
+        raise ConfigError(f"musicfs {args.command} needs a MOUNTPOINT or --state-dir (one of them)")
+    socket = control.socket_for(args.mountpoint, args.state_dir)
+    if args.command == "shutdown":
+        print(client.shutdown(socket, args.timeout))
+    elif args.command == "rescan":
+        answer = control.request(socket, "rescan", timeout=3600.0, wait=True)
+        outcome = "failed (see the daemon's log)" if answer["failed"] else "done"
+        print(f"rescan {outcome}: {answer['tracks']} tracks")
+        return 1 if answer["failed"] else 0
+    elif args.command == "metrics":
+        sys.stdout.write(control.request(socket, "metrics")["text"])
+    else:
+        status = control.request(socket, "status")
+        status.pop("ok", None)
+        if sys.stdout.isatty() and not args.json:
+            sys.stdout.write(client.format_status(status))
+        else:
+            print(json.dumps(status, indent=2))
     return 0
 
 

@@ -48,6 +48,7 @@ class Library:
         self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}
         self.tree = Tree.empty()
         self.listeners: list[PublishListener] = []
+        self.unavailable: dict[int, str] = {}  # origin id -> why, as of the last scan
         self._update_lock = threading.Lock()
         self._unpublished = False  # the index holds a layout the published tree does not show yet
         self.stopping = threading.Event()
@@ -68,8 +69,12 @@ class Library:
         """Scan every origin; if anything changed, recompute the layout and publish a new tree."""
         with self._update_lock:
             reports = [scan_origin(self.index, origin, progress, self.stopping) for origin in self.origins]
-            for report in reports:
+            for origin, report in zip(self.origins, reports, strict=True):
                 log.info("scan of %s", report.summary())
+                if report.unavailable:
+                    self.unavailable[origin.origin_id] = report.unavailable
+                else:
+                    self.unavailable.pop(origin.origin_id, None)
             if any(r.changes for r in reports) or self.index.get_meta("layout_key") != self._layout_key:
                 self._unpublished = True
                 self._relayout()

@@ -42,6 +42,8 @@ class Config:
         auto_unmount: ask libfuse to unmount when the process dies, even by SIGKILL.
         read_timeout: seconds an origin read or open may take before the reader gets EIO.
         attr_timeout: seconds the kernel may cache names and attributes (invalidated on change).
+        drain_timeout: seconds in-flight requests get to finish when the daemon stops.
+        poll_interval: seconds between rescans that look for changes (0: only on demand).
         log_level: one of LOG_LEVELS.
     """
 
@@ -53,6 +55,8 @@ class Config:
     auto_unmount: bool = False
     read_timeout: float = 10.0
     attr_timeout: float = 300.0
+    drain_timeout: float = 5.0
+    poll_interval: float = 300.0
     log_level: str = "INFO"
 
 
@@ -65,6 +69,8 @@ _TOP_KEYS = {
     "auto_unmount": bool,
     "read_timeout": (int, float),
     "attr_timeout": (int, float),
+    "drain_timeout": (int, float),
+    "poll_interval": (int, float),
     "log_level": str,
 }
 _ORIGIN_KEYS = {"path": str, "priority": int}
@@ -134,13 +140,12 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
     level = str(merged.get("log_level", "INFO")).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
-    timeouts = {
-        key: float(merged.get(key, default))
-        for key, default in (("read_timeout", 10.0), ("attr_timeout", 300.0))
-    }
+    defaults = {"read_timeout": 10.0, "attr_timeout": 300.0, "drain_timeout": 5.0, "poll_interval": 300.0}
+    timeouts = {key: float(merged.get(key, default)) for key, default in defaults.items()}
     for key, value in timeouts.items():
-        if not 0 < value <= 3600:
-            raise ConfigError(f"{key} must be between 0 and 3600 seconds, not {value}")
+        lowest = 0.0 if key == "poll_interval" else 0.001
+        if not lowest <= value <= 86400:
+            raise ConfigError(f"{key} must be between {lowest:g} and 86400 seconds, not {value:g}")
     mountpoint = merged.get("mountpoint")
     return Config(
         origins=origins,
@@ -151,6 +156,8 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         auto_unmount=bool(merged.get("auto_unmount", False)),
         read_timeout=timeouts["read_timeout"],
         attr_timeout=timeouts["attr_timeout"],
+        drain_timeout=timeouts["drain_timeout"],
+        poll_interval=timeouts["poll_interval"],
         log_level=level,
     )
 

@@ -12,6 +12,7 @@ hit from any thread, so a hook must be thread-safe.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,9 +24,14 @@ _hook: FaultHook | None = None
 _origin_wrapper: OriginWrapper | None = None
 
 
+hits: Counter[str] = Counter()
+"""How often each fault point was passed while a hook was installed (shown by `musicfs status`)."""
+
+
 def fault_point(name: str) -> None:
     """Give an installed fault hook the chance to fail, stall or pause here; otherwise do nothing."""
     if _hook is not None:
+        hits[name] += 1
         _hook(name)
 
 

@@ -73,10 +73,13 @@ def mount(config: Config) -> None:
         assert config.mountpoint is not None
         options = MountOptions(
             mountpoint=config.mountpoint,
+            state_dir=config.state_dir,
             allow_other=config.allow_other,
             auto_unmount=config.auto_unmount,
             attr_timeout=config.attr_timeout,
             read_timeout=config.read_timeout,
+            drain_timeout=config.drain_timeout,
+            poll_interval=config.poll_interval,
             rescan_at_start=not first_scan,
         )
         Service(library, options, notifier).run()

@@ -1,15 +1,16 @@
-"""The mounted service: the FUSE session, readiness, signals, background rescans and shutdown.
+"""The mounted service: the FUSE session, readiness, signals, supervised background work, shutdown.
 
-Owns: the trio side of a running mount. `serve` mounts, answers requests until SIGTERM/SIGINT (or an
-external unmount), and always unmounts on the way out, whatever happened (2.1):
+Owns: the trio side of a running mount. `Service.run` mounts, answers requests until SIGTERM/SIGINT,
+`musicfs shutdown` or an external unmount, and always unmounts on the way out (2.1, 2.3):
   1. mount with pyfuse3 and start the request loop;
   2. READY=1 only once a stat of the mountpoint from a worker thread answers (2.10);
-  3. SIGHUP: rescan in the background; the published tree changes with one swap;
-  4. first SIGTERM/SIGINT: STOPPING=1, stop reading new requests, let in-flight ones finish within
-     `drain_timeout`; a second signal cuts the wait short;
-  5. unmount (lazily, so a busy mount never blocks the exit) and return.
-Concurrency: everything here runs on the trio thread; blocking work (scans, the readiness stat) goes
-to worker threads.
+  3. background tasks under the supervisor (2.6): rescans (SIGHUP, `musicfs rescan`, a polling
+     timer), the control socket, the watchdog pinger (3.1), the resource check (5.3);
+  4. shutdown: STOPPING=1, stop reading new requests, let in-flight ones finish within the drain
+     deadline (a second signal cuts it short), cancel the background tasks;
+  5. unmount (lazily, so a busy mount never blocks the exit) and return; the caller then waits for
+     a running scan, checkpoints and closes the index and releases the lock.
+Concurrency: everything here runs on the trio thread; blocking work goes to worker threads.
 """
 
 from __future__ import annotations
@@ -21,14 +22,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyfuse3
 import trio
 
+from musicfs.core import faults
+from musicfs.daemon import control, metrics, resources
 from musicfs.daemon.notify import Notifier
+from musicfs.daemon.recent import RecentProblems
+from musicfs.daemon.rescans import Rescans
+from musicfs.daemon.supervisor import Supervisor
+from musicfs.daemon.watchdog import ping_interval, run_watchdog
 from musicfs.fs.invalidate import invalidate_kernel_cache
-from musicfs.fs.operations import MusicOperations
-from musicfs.index.scanner import ScanCancelled
+from musicfs.fs.operations import XATTR_PID, MusicOperations
+from musicfs.fs.stats import STATS
 from musicfs.library import Library
 from musicfs.origins.gateway import OriginGateway
 from musicfs.tree.snapshot import Tree
@@ -36,17 +44,20 @@ from musicfs.tree.snapshot import Tree
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0
-DRAIN_TIMEOUT = 5.0
 READ_AHEAD_KB = 1024
+RESOURCE_CHECK_EVERY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class MountOptions:
     mountpoint: Path
+    state_dir: Path
     allow_other: bool
     auto_unmount: bool
     attr_timeout: float
     read_timeout: float
+    drain_timeout: float
+    poll_interval: float
     rescan_at_start: bool
 
 
@@ -69,14 +80,30 @@ class Service:
         self.gateways: Mapping[int, OriginGateway] = {
             origin.origin_id: OriginGateway(origin, options.read_timeout) for origin in library.origins
         }
-        self.operations = MusicOperations(lambda: library.tree, self.gateways, options.attr_timeout)
+        self.control_socket = options.state_dir / control.SOCKET_NAME
+        root_xattrs = {
+            XATTR_PID: str(os.getpid()).encode(),
+            control.XATTR_CONTROL.encode(): os.fsencode(self.control_socket),
+        }
+        self.operations = MusicOperations(
+            lambda: library.tree, self.gateways, options.attr_timeout, root_xattrs
+        )
+        self.supervisor = Supervisor()
+        self.rescans = Rescans(library, notifier)
+        self.recent = RecentProblems()
+        self.state = "starting"
         self._stopping = False
         self._shutdown_started: float | None = None
+        self._scope: trio.CancelScope | None = None
         library.listeners.append(_invalidate_after_publish)
 
     def run(self) -> None:
         """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop."""
-        trio.run(self._serve)
+        logging.getLogger().addHandler(self.recent)
+        try:
+            trio.run(self._serve)
+        finally:
+            logging.getLogger().removeHandler(self.recent)
 
     async def _serve(self) -> None:
         mountpoint = str(self.options.mountpoint)
@@ -85,13 +112,15 @@ class Service:
         log.info("mounted %s", mountpoint)
         try:
             async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
                 nursery.start_soon(self._handle_signals, nursery)
-                nursery.start_soon(self._announce_ready, started, nursery)
+                nursery.start_soon(self._start, started, nursery)
                 await pyfuse3.main()
                 if not self._stopping:
                     log.warning("the mount was removed from outside (fusermount -u?); stopping")
                 nursery.cancel_scope.cancel()
         finally:
+            self.state = "stopping"
             self.library.stopping.set()
             if self._shutdown_started is not None:
                 log.info(
@@ -105,33 +134,117 @@ class Service:
                 "shutdown: unmounted %s (lazily) in %.3f s", mountpoint, time.monotonic() - unmount_started
             )
 
-    async def _announce_ready(self, started: float, nursery: trio.Nursery) -> None:
-        mountpoint = self.options.mountpoint
+    async def _start(self, started: float, nursery: trio.Nursery) -> None:
+        """Wait until the mount answers, announce it, then start the supervised background tasks."""
+        root: os.stat_result | None = None
         with trio.move_on_after(READY_TIMEOUT):
             # The stat must come from another thread: this one serves the request it causes.
-            root = await trio.to_thread.run_sync(os.stat, mountpoint, abandon_on_cancel=True)
-            tree = self.library.tree
-            log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
-            self.notifier.send("READY=1", f"STATUS=serving {tree.file_count} tracks")
-            _raise_read_ahead(root.st_dev)
-            if self.options.rescan_at_start:
-                nursery.start_soon(self._rescan, "start")
+            root = await trio.to_thread.run_sync(os.stat, self.options.mountpoint, abandon_on_cancel=True)
+        if root is None:
+            log.error("the mount did not answer within %g s; stopping", READY_TIMEOUT)
+            self.begin_shutdown("mount never answered")
             return
-        log.error("the mount did not answer within %g s; stopping", READY_TIMEOUT)
-        self._begin_shutdown(nursery.cancel_scope, "mount never answered")
+        self.state = "ready"
+        tree = self.library.tree
+        log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
+        self.notifier.send("READY=1", f"STATUS=serving {tree.file_count} tracks")
+        _raise_read_ahead(root.st_dev)
+        supervise = self.supervisor.start
+        supervise(nursery, "rescans", self.rescans.run, critical=True)
+        supervise(nursery, "control", self._serve_control, critical=False)
+        supervise(nursery, "resources", self._check_resources, critical=False)
+        if self.options.poll_interval > 0:
+            supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
+        interval = ping_interval()
+        if interval is not None:
+            supervise(
+                nursery,
+                "watchdog",
+                lambda: run_watchdog(self.notifier, interval, self.health_problem),
+                critical=False,
+            )
+        if self.options.rescan_at_start:
+            self.rescans.request("start")
 
-    async def _rescan(self, why: str) -> None:
-        log.info("rescan (%s) started", why)
-        self.notifier.status("rescanning")
-        try:
-            await trio.to_thread.run_sync(self.library.rescan, abandon_on_cancel=True)
-        except ScanCancelled:
-            log.info("rescan (%s) stopped for shutdown; what it committed is kept", why)
-        except Exception:
-            log.exception("rescan (%s) failed; still serving the last complete tree", why)
-        else:
-            log.info("rescan (%s) finished: serving %d files", why, self.library.tree.file_count)
-        self.notifier.status(f"serving {self.library.tree.file_count} tracks")
+    async def health_problem(self) -> str | None:
+        """None when healthy; else what is wrong (for the watchdog)."""
+        failed = [t.name for t in self.supervisor.failed() if t.critical]
+        if failed:
+            return f"critical task failed: {', '.join(failed)}"
+        with trio.move_on_after(self.options.read_timeout):
+            await trio.to_thread.run_sync(os.statvfs, self.options.mountpoint, abandon_on_cancel=True)
+            return None
+        return f"the mount did not answer a statfs within {self.options.read_timeout:g} s"
+
+    async def _serve_control(self) -> None:
+        commands: dict[str, control.Command] = {
+            "status": self._status_command,
+            "rescan": self._rescan_command,
+            "shutdown": self._shutdown_command,
+            "metrics": self._metrics_command,
+        }
+        await control.serve(self.control_socket, commands)
+
+    async def _check_resources(self) -> None:
+        while True:
+            resources.warn_if_near_limits(resources.measure())
+            await trio.sleep(RESOURCE_CHECK_EVERY)
+
+    async def _status_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.status()
+
+    async def _rescan_command(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        done = self.rescans.request("musicfs rescan")
+        if request.get("wait", True):
+            failed_before = self.rescans.failed
+            await done.wait()
+            return {
+                "finished": True,
+                "failed": self.rescans.failed > failed_before,
+                "tracks": self.library.tree.file_count,
+            }
+        return {"finished": False}
+
+    async def _shutdown_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.begin_shutdown("musicfs shutdown")
+        return {"pid": os.getpid()}
+
+    async def _metrics_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
+        origins = {
+            os.fsdecode(o.root): o.origin_id not in self.library.unavailable for o in self.library.origins
+        }
+        text = metrics.render(
+            STATS, self.supervisor.tasks.values(), origins, self.library.tree.file_count, resources.measure()
+        )
+        return {"text": text}
+
+    def status(self) -> dict[str, Any]:
+        """Everything `musicfs status` shows."""
+        usage = resources.measure()
+        degraded = bool(self.library.unavailable) or bool(self.supervisor.failed())
+        return {
+            "pid": os.getpid(),
+            "mountpoint": str(self.options.mountpoint),
+            "state": "degraded" if self.state == "ready" and degraded else self.state,
+            "tracks": self.library.tree.file_count,
+            "origins": [
+                {
+                    "path": os.fsdecode(o.root),
+                    "state": "unavailable" if o.origin_id in self.library.unavailable else "ok",
+                    "why": self.library.unavailable.get(o.origin_id),
+                }
+                for o in self.library.origins
+            ],
+            "tasks": [t.as_dict() for t in self.supervisor.tasks.values()],
+            "rescans": {"completed": self.rescans.completed, "failed": self.rescans.failed},
+            "requests": sum(STATS.requests.values()),
+            "request_errors": dict(STATS.failures),
+            "reads_in_flight": self.operations.reads_in_flight,
+            "open_fds": usage.open_fds,
+            "rss_bytes": usage.rss_bytes,
+            "fault_point_hits": dict(faults.hits),
+            "recent_problems": list(self.recent.records),
+        }
 
     async def _handle_signals(self, nursery: trio.Nursery) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -139,21 +252,26 @@ class Service:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
                     if not self._stopping:
-                        nursery.start_soon(self._rescan, "SIGHUP")
+                        self.rescans.request("SIGHUP")
                 elif not self._stopping:
-                    self._begin_shutdown(nursery.cancel_scope, name)
+                    self.begin_shutdown(name)
                 else:
                     log.warning("%s again during shutdown: cutting the drain short", name)
                     nursery.cancel_scope.cancel()
 
-    def _begin_shutdown(self, scope: trio.CancelScope, why: str) -> None:
+    def begin_shutdown(self, why: str) -> None:
+        """Stop taking requests and give in-flight ones until the drain deadline (trio thread only)."""
+        if self._stopping:
+            return
         self._stopping = True
+        self.state = "stopping"
         self._shutdown_started = time.monotonic()
         self.library.stopping.set()
         log.info("shutting down (%s): %d reads in flight", why, self.operations.reads_in_flight)
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({why})")
         pyfuse3.terminate()
-        scope.deadline = min(scope.deadline, trio.current_time() + DRAIN_TIMEOUT)
+        assert self._scope is not None
+        self._scope.deadline = min(self._scope.deadline, trio.current_time() + self.options.drain_timeout)
 
 
 def _invalidate_after_publish(old: Tree, new: Tree) -> None:

@@ -3,7 +3,8 @@
 Owns: translating FUSE requests into tree lookups and gateway reads, the table of open files, the
 attributes shown (files 0444, folders 0555, owned by the mounting user, sizes and times from the
 origin), and the extended attributes `user.musicfs.origin` (files: where the bytes really are) and
-`user.musicfs.pid` (root: the PID of the daemon serving this mount).
+`user.musicfs.pid` and `user.musicfs.control` (root: the PID of the daemon serving this mount and its
+control socket).
 Concurrency: every handler runs as a trio task on the event-loop thread. Handlers read
 `tree_source()` once per request and use that snapshot throughout; they never block: origin I/O goes
 through `OriginGateway`, which keeps slow work off the loop with deadlines. Every handler is wrapped
@@ -44,12 +45,17 @@ class MusicOperations(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(
-        self, tree_source: Callable[[], Tree], gateways: Mapping[int, OriginGateway], attr_timeout: float
+        self,
+        tree_source: Callable[[], Tree],
+        gateways: Mapping[int, OriginGateway],
+        attr_timeout: float,
+        root_xattrs: Mapping[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
         self._tree = tree_source
         self._gateways = gateways
         self._attr_timeout = attr_timeout
+        self._root_xattrs = dict(root_xattrs or {XATTR_PID: str(os.getpid()).encode()})
         self._uid, self._gid = os.getuid(), os.getgid()
         self._open_files: dict[int, OpenFile] = {}
         self._handles = itertools.count(1)
@@ -171,7 +177,7 @@ class MusicOperations(pyfuse3.Operations):
 
     def _xattrs(self, node: Node) -> dict[bytes, bytes]:
         if node.inode == pyfuse3.ROOT_INODE:
-            return {XATTR_PID: str(os.getpid()).encode()}
+            return self._root_xattrs
         if node.is_dir:
             return {}
         return {XATTR_ORIGIN: self._gateways[node.origin_id].origin.abspath(node.relpath)}
