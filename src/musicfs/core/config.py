@@ -44,6 +44,7 @@ class Config:
         attr_timeout: seconds the kernel may cache names and attributes (invalidated on change).
         drain_timeout: seconds in-flight requests get to finish when the daemon stops.
         poll_interval: seconds between rescans that look for changes (0: only on demand).
+        health_interval: seconds between checks that each origin answers.
         log_level: one of LOG_LEVELS.
     """
 
@@ -57,6 +58,7 @@ class Config:
     attr_timeout: float = 300.0
     drain_timeout: float = 5.0
     poll_interval: float = 300.0
+    health_interval: float = 10.0
     log_level: str = "INFO"
 
 
@@ -71,6 +73,7 @@ _TOP_KEYS = {
     "attr_timeout": (int, float),
     "drain_timeout": (int, float),
     "poll_interval": (int, float),
+    "health_interval": (int, float),
     "log_level": str,
 }
 _ORIGIN_KEYS = {"path": str, "priority": int}
@@ -140,7 +143,13 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
     level = str(merged.get("log_level", "INFO")).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
-    defaults = {"read_timeout": 10.0, "attr_timeout": 300.0, "drain_timeout": 5.0, "poll_interval": 300.0}
+    defaults = {
+        "read_timeout": 10.0,
+        "attr_timeout": 300.0,
+        "drain_timeout": 5.0,
+        "poll_interval": 300.0,
+        "health_interval": 10.0,
+    }
     timeouts = {key: float(merged.get(key, default)) for key, default in defaults.items()}
     for key, value in timeouts.items():
         lowest = 0.0 if key == "poll_interval" else 0.001
@@ -158,6 +167,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         attr_timeout=timeouts["attr_timeout"],
         drain_timeout=timeouts["drain_timeout"],
         poll_interval=timeouts["poll_interval"],
+        health_interval=timeouts["health_interval"],
         log_level=level,
     )
 

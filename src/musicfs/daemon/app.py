@@ -80,6 +80,7 @@ def mount(config: Config) -> None:
             read_timeout=config.read_timeout,
             drain_timeout=config.drain_timeout,
             poll_interval=config.poll_interval,
+            health_interval=config.health_interval,
             rescan_at_start=not first_scan,
         )
         Service(library, options, notifier).run()

@@ -29,6 +29,7 @@ import trio
 
 from musicfs.core import faults
 from musicfs.daemon import control, metrics, resources
+from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
@@ -58,6 +59,7 @@ class MountOptions:
     read_timeout: float
     drain_timeout: float
     poll_interval: float
+    health_interval: float
     rescan_at_start: bool
 
 
@@ -90,6 +92,13 @@ class Service:
         )
         self.supervisor = Supervisor()
         self.rescans = Rescans(library, notifier)
+        self.health = OriginHealth(
+            self.gateways,
+            library.index.count_files,
+            self.rescans.request,
+            interval=options.health_interval,
+            timeout=options.read_timeout,
+        )
         self.recent = RecentProblems()
         self.state = "starting"
         self._stopping = False
@@ -153,6 +162,7 @@ class Service:
         supervise(nursery, "rescans", self.rescans.run, critical=True)
         supervise(nursery, "control", self._serve_control, critical=False)
         supervise(nursery, "resources", self._check_resources, critical=False)
+        supervise(nursery, "health", self.health.run, critical=False)
         if self.options.poll_interval > 0:
             supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
         interval = ping_interval()
@@ -210,28 +220,42 @@ class Service:
         return {"pid": os.getpid()}
 
     async def _metrics_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
-        origins = {
-            os.fsdecode(o.root): o.origin_id not in self.library.unavailable for o in self.library.origins
-        }
+        offline = self._offline_origins()
+        origins = {os.fsdecode(o.root): o.origin_id not in offline for o in self.library.origins}
         text = metrics.render(
             STATS, self.supervisor.tasks.values(), origins, self.library.tree.file_count, resources.measure()
         )
         return {"text": text}
 
+    def _offline_origins(self) -> dict[int, str]:
+        """Origins the health checks or the last scan found unreachable, with why."""
+        offline = dict(self.library.unavailable)
+        offline.update({i: why for i, why in self.health.states().items() if why is not None})
+        return offline
+
+    def mount_state(self) -> str:
+        """starting, ready, degraded (an origin offline, a task failed), offline (every origin), stopping."""
+        if self.state != "ready":
+            return self.state
+        offline = self._offline_origins()
+        if offline and len(offline) == len(self.library.origins):
+            return "offline"
+        return "degraded" if offline or self.supervisor.failed() else "ready"
+
     def status(self) -> dict[str, Any]:
         """Everything `musicfs status` shows."""
         usage = resources.measure()
-        degraded = bool(self.library.unavailable) or bool(self.supervisor.failed())
+        offline = self._offline_origins()
         return {
             "pid": os.getpid(),
             "mountpoint": str(self.options.mountpoint),
-            "state": "degraded" if self.state == "ready" and degraded else self.state,
+            "state": self.mount_state(),
             "tracks": self.library.tree.file_count,
             "origins": [
                 {
                     "path": os.fsdecode(o.root),
-                    "state": "unavailable" if o.origin_id in self.library.unavailable else "ok",
-                    "why": self.library.unavailable.get(o.origin_id),
+                    "state": "offline" if o.origin_id in offline else "ok",
+                    "why": offline.get(o.origin_id),
                 }
                 for o in self.library.origins
             ],

@@ -9,6 +9,8 @@ preadv2(RWF_NOWAIT), which cannot wait for a device, so it is safe on the event 
 thread hand-off. Only page-cache misses (and every read on filesystems without RWF_NOWAIT, such as
 NFS or FUSE origins) go to a worker thread, under the deadline.
 
+While the health checks (`musicfs.daemon.health`) say the origin is offline, opens and uncached
+reads fail at once with `OriginUnavailable` (EIO) instead of each waiting for its deadline.
 Concurrency: all methods are called from the trio thread. Worker threads only run `LocalOrigin`
 system calls. A thread abandoned at its deadline keeps its limiter slot until the system call
 returns, so a dead NAS cannot exhaust the process's threads.
@@ -23,7 +25,7 @@ from typing import TypeVar
 
 import trio
 
-from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout
+from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout, OriginUnavailable
 from musicfs.origins.local import LocalOrigin
 
 T = TypeVar("T")
@@ -40,9 +42,15 @@ class OriginGateway:
         self.inline_reads = 0
         self.thread_reads = 0
         self.timeouts = 0
+        self.offline: str | None = None  # set by the health checks: why the origin is unreachable
 
     async def open(self, relpath: bytes) -> int:
+        self._fail_fast_if_offline()
         return await self._in_thread(self.origin.open, relpath)
+
+    def _fail_fast_if_offline(self) -> None:
+        if self.offline is not None:
+            raise OriginUnavailable(f"{self.origin!r} is offline: {self.offline}")
 
     async def read(self, fd: int, size: int, offset: int) -> bytes:
         try:
@@ -52,6 +60,7 @@ class OriginGateway:
         if data is not None:
             self.inline_reads += 1
             return data
+        self._fail_fast_if_offline()
         self.thread_reads += 1
         return await self._in_thread(self.origin.read, fd, size, offset)
 

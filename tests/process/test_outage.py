@@ -1,0 +1,60 @@
+"""An origin that vanishes and comes back (4.2.3, 4.2.4, origin-vanished): the tree stays, reads of
+its files fail fast with EIO, status says offline, and everything works again without a restart."""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from chaos.daemon import MUSICFS
+from tests.process.conftest import Spawn, assert_clean_log
+
+TRACK = Path("Sigur Rós") / "Ágætis byrjun (1999)" / "02 Starálfur.ogg"
+
+
+def _status(mountpoint: Path) -> dict[str, object]:
+    done = subprocess.run([MUSICFS, "status", str(mountpoint)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log()}")
+
+
+@pytest.mark.failure_mode("origin-vanished")
+def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
+    config = tmp_path / "musicfs.toml"
+    config.write_text("health_interval = 0.2\n")
+    daemon = spawn([library_copy], args=["--config", str(config)])
+    mnt = daemon.mountpoint
+    names_before = sorted(p.name for p in (mnt / "Sigur Rós").iterdir())
+
+    away = tmp_path / "away"
+    library_copy.rename(away)
+    _until(lambda: _status(mnt)["state"] == "offline", "the origin to be reported offline", daemon.log)
+    assert sorted(p.name for p in (mnt / "Sigur Rós").iterdir()) == names_before  # the view is kept
+    started = time.monotonic()
+    with pytest.raises(OSError) as error:
+        (mnt / TRACK).read_bytes()
+    assert error.value.errno == errno.EIO
+    assert time.monotonic() - started < 1.0, "an offline origin must fail fast"
+    assert "is offline" in daemon.log()
+
+    away.rename(library_copy)
+    _until(lambda: _status(mnt)["state"] == "ready", "the origin to be back", daemon.log)
+    _until(lambda: "rescan (origin back) finished" in daemon.log(), "the rescan after the return", daemon.log)
+    assert (mnt / TRACK).read_bytes() == (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
+    assert sorted(p.name for p in (mnt / "Sigur Rós").iterdir()) == names_before
