@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaos.daemon import MUSICFS
-from tests.process.conftest import Spawn, assert_clean_log
+from tests.process.conftest import Spawn
 
 TRACK = Path("Sigur Rós") / "Ágætis byrjun (1999)" / "02 Starálfur.ogg"
 
@@ -56,5 +56,46 @@ def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path
     away.rename(library_copy)
     _until(lambda: _status(mnt)["state"] == "ready", "the origin to be back", daemon.log)
     _until(lambda: "rescan (origin back) finished" in daemon.log(), "the rescan after the return", daemon.log)
-    assert (mnt / TRACK).read_bytes() == (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
+    assert (mnt / TRACK).read_bytes() == (
+        library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg"
+    ).read_bytes()
     assert sorted(p.name for p in (mnt / "Sigur Rós").iterdir()) == names_before
+
+
+@pytest.mark.failure_mode("origin-vanished")
+def test_known_origin_missing_at_start_is_served_offline_then_recovers(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    config = tmp_path / "musicfs.toml"
+    config.write_text("health_interval = 0.2\norigin_wait = 0.5\n")
+    first = spawn([library_copy], args=["--config", str(config)])
+    first.signal(15)
+    assert first.wait_exit() == 0
+    away = tmp_path / "away"
+    library_copy.rename(away)  # the NAS is not mounted at the next boot
+    second = spawn([library_copy], args=["--config", str(config)])
+    assert "did not appear within 0.5 s; serving it offline" in second.log()
+    assert _status(second.mountpoint)["state"] == "offline"
+    assert (second.mountpoint / "Sigur Rós").is_dir()
+    away.rename(library_copy)
+    _until(lambda: _status(second.mountpoint)["state"] == "ready", "the origin to appear", second.log)
+    assert (second.mountpoint / TRACK).read_bytes()
+
+
+def test_unknown_missing_origin_is_still_an_error(tmp_path: Path) -> None:
+    (tmp_path / "mnt").mkdir()
+    done = subprocess.run(
+        [
+            MUSICFS,
+            "mount",
+            str(tmp_path / "mnt"),
+            "--origin",
+            str(tmp_path / "typo"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3 and "does not exist" in done.stderr

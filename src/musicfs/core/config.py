@@ -45,6 +45,7 @@ class Config:
         drain_timeout: seconds in-flight requests get to finish when the daemon stops.
         poll_interval: seconds between rescans that look for changes (0: only on demand).
         health_interval: seconds between checks that each origin answers.
+        origin_wait: seconds a mount waits at start for origins that are not there yet.
         log_level: one of LOG_LEVELS.
     """
 
@@ -59,6 +60,7 @@ class Config:
     drain_timeout: float = 5.0
     poll_interval: float = 300.0
     health_interval: float = 10.0
+    origin_wait: float = 30.0
     log_level: str = "INFO"
 
 
@@ -74,6 +76,7 @@ _TOP_KEYS = {
     "drain_timeout": (int, float),
     "poll_interval": (int, float),
     "health_interval": (int, float),
+    "origin_wait": (int, float),
     "log_level": str,
 }
 _ORIGIN_KEYS = {"path": str, "priority": int}
@@ -149,10 +152,11 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         "drain_timeout": 5.0,
         "poll_interval": 300.0,
         "health_interval": 10.0,
+        "origin_wait": 30.0,
     }
     timeouts = {key: float(merged.get(key, default)) for key, default in defaults.items()}
     for key, value in timeouts.items():
-        lowest = 0.0 if key == "poll_interval" else 0.001
+        lowest = 0.0 if key in ("poll_interval", "origin_wait") else 0.001
         if not lowest <= value <= 86400:
             raise ConfigError(f"{key} must be between {lowest:g} and 86400 seconds, not {value:g}")
     mountpoint = merged.get("mountpoint")
@@ -168,6 +172,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         drain_timeout=timeouts["drain_timeout"],
         poll_interval=timeouts["poll_interval"],
         health_interval=timeouts["health_interval"],
+        origin_wait=timeouts["origin_wait"],
         log_level=level,
     )
 

@@ -10,12 +10,14 @@ Concurrency: runs on the main thread; `Service.run` starts the event loop.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from musicfs.core.config import Config
+from musicfs.core.errors import OriginUnavailable
 from musicfs.daemon.lock import InstanceLock
 from musicfs.daemon.mounts import clear_stale_mount
 from musicfs.daemon.notify import Notifier
@@ -25,6 +27,7 @@ from musicfs.daemon.service import MountOptions, Service
 from musicfs.index.scanner import ScanReport
 from musicfs.index.store import Index
 from musicfs.library import Library
+from musicfs.origins.local import LocalOrigin
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,8 @@ QUIESCE_TIMEOUT = 5.0
 
 @contextmanager
 def open_instance(config: Config) -> Iterator[Library]:
-    """Check the origins, lock the state directory, open the index; undo all of it on exit."""
-    check_origins(config)
+    """Lock the state directory, check the mountpoint and the origins, open the index; undo all of it
+    on exit."""
     prepare_state_dir(config.state_dir)
     with ExitStack() as stack:
         lock = InstanceLock(config.state_dir)
@@ -43,9 +46,11 @@ def open_instance(config: Config) -> Iterator[Library]:
         stack.callback(_timed, "instance lock released", lock.release)
         if config.mountpoint is not None:
             check_mountpoint(config)
-            clear_stale_mount(config.mountpoint)
         index = Index(config.state_dir / INDEX_NAME)
         stack.callback(_timed, "index checkpointed and closed", index.close)
+        check_origins(config, lambda path: index.count_files(index.origin_id(os.fsencode(path))) > 0)
+        if config.mountpoint is not None:
+            clear_stale_mount(config.mountpoint)
         library = Library(config, index)
         stack.callback(_timed, "background scan finished", library.quiesce, QUIESCE_TIMEOUT)
         yield library
@@ -62,6 +67,7 @@ def mount(config: Config) -> None:
     notifier = Notifier()
     notifier.status("starting")
     with open_instance(config) as library:
+        wait_for_origins(library, notifier, config.origin_wait)
         notifier.status("loading the index")
         started = time.monotonic()
         tree = library.load()
@@ -85,6 +91,33 @@ def mount(config: Config) -> None:
         )
         Service(library, options, notifier).run()
     log.info("stopped cleanly")
+
+
+def wait_for_origins(library: Library, notifier: Notifier, bound: float) -> None:
+    """Give origins that are not there yet (a NAS still mounting) up to `bound` seconds to appear."""
+    deadline = time.monotonic() + bound
+    waiting = [o for o in library.origins if not _present(library, o)]
+    for origin in waiting:
+        log.info("waiting up to %g s for origin %s", bound, os.fsdecode(origin.root))
+    while waiting and time.monotonic() < deadline:
+        notifier.send(
+            f"EXTEND_TIMEOUT_USEC={int((bound + 10) * 1e6)}",
+            f"STATUS=waiting for {len(waiting)} origin(s) to appear",
+        )
+        time.sleep(min(0.5, bound))
+        waiting = [o for o in waiting if not _present(library, o)]
+    for origin in waiting:
+        log.warning(
+            "origin %s did not appear within %g s; serving it offline", os.fsdecode(origin.root), bound
+        )
+
+
+def _present(library: Library, origin: LocalOrigin) -> bool:
+    try:
+        origin.check_available()
+        return not (origin.is_empty() and library.index.count_files(origin.origin_id) > 0)
+    except (OriginUnavailable, OSError):
+        return False
 
 
 def scan(library: Library, notifier: Notifier | None = None) -> list[ScanReport]:

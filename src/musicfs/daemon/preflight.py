@@ -8,16 +8,25 @@ Concurrency: blocking file-system calls, run on the main thread before the event
 from __future__ import annotations
 
 import errno
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from musicfs.core.config import Config
 from musicfs.core.errors import MountpointError, OriginConfigError, StateDirError
 
+log = logging.getLogger(__name__)
 
-def check_origins(config: Config) -> None:
+
+def check_origins(config: Config, known: Callable[[Path], bool]) -> None:
+    """Refuse origins that are not readable folders, except a missing one the index already knows:
+    that is a NAS not mounted (yet), served offline until it appears."""
     for origin in config.origins:
         path = origin.path
+        if not path.exists() and known(path):
+            log.warning("origin %s is missing; serving what the index knows of it until it appears", path)
+            continue
         if not path.exists():
             raise OriginConfigError(f"origin {path} does not exist")
         if not path.is_dir():

@@ -78,11 +78,14 @@ _APPEARED = IN_CREATE | IN_MOVED_TO
 _VANISHED = IN_DELETE | IN_MOVED_FROM
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 _READ_SIZE = 64 * 1024  # many events per read; always more than one event with a 255-byte name
+_MAX_READS = 16  # per read_events: 1 MiB, more than the default queue of 16384 events holds
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM)  # ENOSPC: fs.inotify.max_user_watches reached
 
 POLLING_FSTYPES = frozenset(
-    "nfs nfs4 cifs smb smb2 smb3 smbfs fuse fuseblk 9p ceph glusterfs afs kafs coda lustre gpfs beegfs "
-    "orangefs virtiofs davfs ocfs2 gfs2".split()
+    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs"}  # NFS, SMB/CIFS
+    | {"fuse", "fuseblk", "virtiofs", "9p"}  # FUSE (and every fuse.* subtype), VM shares
+    | {"ceph", "glusterfs", "lustre", "gpfs", "beegfs", "orangefs", "ocfs2", "gfs2"}  # cluster
+    | {"afs", "kafs", "coda", "davfs"}
 )
 """Filesystems whose files can change without this kernel seeing it (plus every `fuse.*` subtype)."""
 
@@ -258,8 +261,8 @@ class _Changes:
         self.overflow |= batch.overflow
         self.root_gone |= batch.root_gone
 
-    def freeze(self, incomplete: bool) -> ChangeBatch:
-        return ChangeBatch(frozenset(self.paths), self.overflow, self.root_gone, incomplete)
+    def freeze(self, root_gone: bool, incomplete: bool) -> ChangeBatch:
+        return ChangeBatch(frozenset(self.paths), self.overflow, self.root_gone or root_gone, incomplete)
 
 
 # --- the watcher ------------------------------------------------------------------------------------
@@ -309,6 +312,7 @@ class InotifyWatcher:
 
     @property
     def closed(self) -> bool:
+        """True once `close()` was called."""
         return self._fd < 0
 
     def watched_folders(self) -> frozenset[bytes]:
@@ -345,18 +349,20 @@ class InotifyWatcher:
                 quiet_at = now + debounce
             changes.add(batch)
         self._limit_unreported = False
-        return changes.freeze(incomplete=not self._covers_tree)
+        return changes.freeze(self._root_gone, incomplete=not self._covers_tree)
 
     def read_events(self) -> ChangeBatch:
-        """Read and apply every event queued now; never blocks (the batch may be empty)."""
+        """Read and apply the events queued now; never blocks (the batch may be empty).
+
+        Reads at most `_MAX_READS` buffers, so that a flood of events cannot hold the event loop: what
+        is left keeps the descriptor readable for the next call.
+        """
         fd = self._open_fd()
         events: list[InotifyEvent] = []
-        while True:
+        for _ in range(_MAX_READS):
             try:
                 buffer = os.read(fd, _READ_SIZE)
             except BlockingIOError:
-                break
-            if not buffer:
                 break
             events.extend(parse_events(buffer))
         return self.apply_events(events)
@@ -374,7 +380,7 @@ class InotifyWatcher:
             self._apply(event, changes)
         if changes.overflow and not self._root_gone:
             self._rebuild(changes)
-        return changes.freeze(incomplete=not self._covers_tree)
+        return changes.freeze(self._root_gone, incomplete=not self._covers_tree)
 
     # --- event handling ---
 
@@ -431,6 +437,7 @@ class InotifyWatcher:
 
     def _watch_all(self) -> None:
         """Watch the root and every folder below it; raise if the root itself cannot be watched."""
+        self._root_wd = -1
         try:
             self._root_wd = _add_watch(self._fd, self.root, WATCH_MASK)
         except OSError as exc:
