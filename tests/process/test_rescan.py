@@ -4,6 +4,7 @@ never serves the old bytes from the kernel's page cache."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -19,7 +20,7 @@ from tests.process.conftest import Spawn, assert_clean_log
 def _rescanned(daemon_log: Callable[[], str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if "rescan (SIGHUP) finished" in daemon_log():
+        if re.search(r"rescan \([^)]*SIGHUP[^)]*\) finished", daemon_log()):
             return
         time.sleep(0.02)
     raise AssertionError(f"the SIGHUP rescan did not finish within 30 s:\n{daemon_log()}")
@@ -52,4 +53,46 @@ def test_sighup_rescan_shows_changes_without_remount(library_copy: Path, spawn: 
     after = kept.read_bytes()
     assert after == (origin / "track1.ogg").read_bytes() != before
     assert os.stat(kept).st_size == len(after)
+    assert_clean_log(daemon)
+
+
+def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 15) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}:\n{log()}")
+
+
+def test_changes_appear_by_themselves_without_remount(library_copy: Path, spawn: Spawn) -> None:
+    daemon = spawn([library_copy])
+    _until(lambda: "watching " in daemon.log(), "the watcher to start", daemon.log)
+    mnt = daemon.mountpoint
+    album = library_copy / "Music" / "Sigur Rós" / "Ágætis byrjun"
+    new_album = library_copy / "Incoming" / "new album"
+    new_album.mkdir(parents=True)
+    for number in range(1, 6):  # a whole album copied in: one debounced rescan
+        shutil.copy(album / "track3.ogg", new_album / f"{number}.ogg")
+        tags = mutagen.File(new_album / f"{number}.ogg")
+        tags["album"], tags["title"], tags["tracknumber"], tags["date"] = (
+            "Fresh",
+            f"Song {number}",
+            str(number),
+            [],
+        )
+        tags.save()
+    shown = mnt / "Sigur Rós" / "Fresh"
+    took = _until(lambda: shown.is_dir() and len(list(shown.iterdir())) == 5, "the new album", daemon.log)
+    (library_copy / "old_stuff" / "winamp" / "bjork - human behaviour.mp3").unlink()
+    _until(lambda: not (mnt / "Björk" / "Debut (1993)").exists(), "the removal", daemon.log)
+    retag = mutagen.File(album / "track2.ogg")
+    retag["title"] = "Retitled"
+    retag.save()
+    _until(
+        lambda: (mnt / "Sigur Rós" / "Ágætis byrjun (1999)" / "02 Retitled.ogg").exists(),
+        "the retag",
+        daemon.log,
+    )
+    assert took < 10
     assert_clean_log(daemon)

@@ -21,6 +21,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
 from musicfs.daemon.supervisor import Supervisor
 from musicfs.daemon.watchdog import ping_interval, run_watchdog
+from musicfs.daemon.watching import watch_origin
 from musicfs.fs.invalidate import invalidate_kernel_cache
 from musicfs.fs.operations import XATTR_PID, MusicOperations
 from musicfs.fs.stats import STATS
@@ -163,6 +165,9 @@ class Service:
         supervise(nursery, "control", self._serve_control, critical=False)
         supervise(nursery, "resources", self._check_resources, critical=False)
         supervise(nursery, "health", self.health.run, critical=False)
+        for origin in self.library.origins:
+            watch = partial(watch_origin, origin, self.rescans.request, self.options.health_interval)
+            supervise(nursery, f"watch:{os.fsdecode(origin.root)}", watch, critical=False)
         if self.options.poll_interval > 0:
             supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
         interval = ping_interval()
