@@ -35,6 +35,7 @@ def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], tim
 
 
 @pytest.mark.failure_mode("origin-vanished")
+@pytest.mark.failure_mode("4.2.3")
 def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
     config = tmp_path / "musicfs.toml"
     config.write_text("health_interval = 0.2\n")
