@@ -31,6 +31,7 @@ class ScanProgress:
         self._stream = stream
         self._notifier = notifier
         self._last = 0.0
+        self._seen = (-1, -1)
 
     def __enter__(self) -> ScanProgress:
         return self
@@ -42,6 +43,9 @@ class ScanProgress:
             self._bar.close()
 
     def __call__(self, done: int, total: int) -> None:
+        if (done, total) == self._seen:
+            return
+        self._seen = (done, total)
         now = time.monotonic()
         if self._interactive:
             if self._bar is None:

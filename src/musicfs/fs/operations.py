@@ -18,7 +18,7 @@ import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyfuse3
 
@@ -142,7 +142,9 @@ class MusicOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         self.reads_in_flight += 1
         try:
-            return await opened.gateway.read(opened.fd, size, offset)
+            data = await opened.gateway.read(opened.fd, size, offset)
+            # pyfuse3 replies from any buffer; a bytearray from the page-cache path saves a copy.
+            return cast(bytes, data)
         finally:
             self.reads_in_flight -= 1
 

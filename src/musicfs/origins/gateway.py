@@ -52,7 +52,7 @@ class OriginGateway:
         if self.offline is not None:
             raise OriginUnavailable(f"{self.origin!r} is offline: {self.offline}")
 
-    async def read(self, fd: int, size: int, offset: int) -> bytes:
+    async def read(self, fd: int, size: int, offset: int) -> bytes | bytearray:
         try:
             data = self.origin.read_nowait(fd, size, offset)
         except OSError as exc:

@@ -141,7 +141,7 @@ class LocalOrigin:
         except FileNotFoundError:
             raise OriginFileGone(os.fsdecode(relpath)) from None
 
-    def read_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+    def read_nowait(self, fd: int, size: int, offset: int) -> bytearray | None:
         """Read only what the page cache already holds; None when that would mean waiting for a device.
 
         Uses preadv2(RWF_NOWAIT). Filesystems that do not support it (NFS, FUSE, ...) switch this
@@ -162,7 +162,7 @@ class LocalOrigin:
         if count < size and count + offset < os.fstat(fd).st_size:
             return None  # partly cached: let a thread read the whole request
         del buffer[count:]
-        return bytes(buffer)
+        return buffer  # no copy: pyfuse3 replies from any buffer
 
     def read(self, fd: int, size: int, offset: int) -> bytes:
         """Read `size` bytes at `offset` (fewer only at the end of the file), however long it takes.
