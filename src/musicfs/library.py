@@ -68,6 +68,7 @@ class Library:
     def rescan(self, progress: Progress | None = None) -> list[ScanReport]:
         """Scan every origin; if anything changed, recompute the layout and publish a new tree."""
         with self._update_lock:
+            fault_point("rescan.start")
             reports = [scan_origin(self.index, origin, progress, self.stopping) for origin in self.origins]
             for origin, report in zip(self.origins, reports, strict=True):
                 log.info("scan of %s", report.summary())

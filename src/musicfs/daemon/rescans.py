@@ -4,8 +4,8 @@ Owns: the queue of rescan requests (SIGHUP, `musicfs rescan`, the polling timer,
 coalescing them (requests that arrive during a rescan are served by one more rescan after it), and
 the events that tell each requester its rescan is over.
 Concurrency: trio tasks on the event-loop thread; the rescan itself runs in a worker thread. An
-exception from a rescan propagates to the supervisor, which logs it and restarts this task; pending
-requests survive the restart.
+exception from a rescan propagates to the supervisor, which logs it and restarts this task after its
+backoff; the failed request stays queued, so the restarted task retries it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ class Rescans:
             waiters, self._waiters = self._waiters, []
             try:
                 await self._rescan(", ".join(dict.fromkeys(reasons)))
+            except Exception:
+                # Keep the request: the supervisor restarts this task after its backoff, and the
+                # restarted task tries again (until the crash-loop limit marks it failed).
+                self._reasons = reasons + self._reasons
+                self._wanted.set()
+                raise
             finally:
                 for waiter in waiters:
                     waiter.set()
