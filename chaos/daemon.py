@@ -3,23 +3,34 @@
 Owns: `DaemonProcess`, which starts the console script in its own process group, waits until the mount
 answers, delivers signals or SIGKILL to that one PID, and in `cleanup` lazily unmounts the mountpoint
 and kills the process by PID. It never stops a process it did not start.
-Concurrency: used from one test thread; the daemon's output goes to a log file read after the fact.
+With a `FaultPlan`, it writes the plan (its `state_dir` a `<log stem>-chaos` folder beside the log) and
+starts the daemon with `chaos/boot` first on PYTHONPATH and `MUSICFS_CHAOS_PLAN` naming the plan, so
+the real console script runs with the plan installed (see `chaos/boot/sitecustomize.py`); then
+`hits`, `wait_paused` and `release` talk to it through files in that folder.
+Concurrency: used from one test thread; the daemon's output goes to a log file, which `wait_log` polls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chaos.mountinfo import mount_at
+from chaos.plan import FaultPlan, paused_hit, read_hits, release_file
 
 MUSICFS = str(Path(sys.executable).with_name("musicfs"))
+BOOT_DIR = Path(__file__).resolve().parent / "boot"
+PLAN_VARIABLE = "MUSICFS_CHAOS_PLAN"
+PLAN_INSTALLED = "musicfs chaos: fault plan"  # what chaos/boot/sitecustomize.py says on stderr
+POLL_SECONDS = 0.01
 
 
 class DaemonError(AssertionError):
@@ -37,17 +48,38 @@ class DaemonProcess:
         log_path: Path,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        plan: FaultPlan | None = None,
     ) -> None:
         self.mountpoint = mountpoint
+        self.state_dir = state_dir
         self.log_path = log_path
         args = [MUSICFS, "mount", str(mountpoint), "--state-dir", str(state_dir), *extra_args]
         for origin in origins:
             args += ["--origin", str(origin)]
         self.args = args
-        self.env = {**os.environ, **(env or {})}
+        inherited = {key: value for key, value in os.environ.items() if key != PLAN_VARIABLE}
+        self.env = {**inherited, **(env or {})}  # a plan only ever comes from `plan`
         self.process: subprocess.Popen[bytes] | None = None
+        self.plan: FaultPlan | None = None
+        self.chaos_dir: Path | None = None
+        if plan is not None:
+            self._use_plan(plan)
+
+    def _use_plan(self, plan: FaultPlan) -> None:
+        chaos_dir = self.log_path.parent.resolve() / f"{self.log_path.stem}-chaos"
+        shutil.rmtree(chaos_dir, ignore_errors=True)
+        chaos_dir.mkdir(parents=True)
+        self.chaos_dir = chaos_dir
+        self.plan = plan.with_state_dir(chaos_dir)
+        plan_file = chaos_dir / "plan.json"
+        plan_file.write_text(self.plan.to_json())
+        python_path = [str(BOOT_DIR), *filter(None, self.env.get("PYTHONPATH", "").split(os.pathsep))]
+        self.env["PYTHONPATH"] = os.pathsep.join(python_path)
+        self.env[PLAN_VARIABLE] = str(plan_file)
 
     def start(self) -> DaemonProcess:
+        if self.plan is not None and not (BOOT_DIR / "sitecustomize.py").is_file():
+            raise DaemonError(f"{BOOT_DIR}/sitecustomize.py is missing: the plan could not be loaded")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.args,
@@ -76,8 +108,12 @@ class DaemonProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise DaemonError(f"daemon exited with {self.process.returncode} before it was ready:\n{self.log()}")
+                raise DaemonError(
+                    f"daemon exited with {self.process.returncode} before it was ready:\n{self.log()}"
+                )
             if self.serving_pid() == self.pid:
+                if self.plan is not None and PLAN_INSTALLED not in self.log():
+                    raise DaemonError(f"the daemon runs without its fault plan:\n{self.log()}")
                 return
             time.sleep(0.02)
         raise DaemonError(f"mount not ready within {timeout} s:\n{self.log()}")
@@ -91,6 +127,71 @@ class DaemonProcess:
             return int(os.getxattr(self.mountpoint, "user.musicfs.pid"))
         except (OSError, ValueError):
             return None
+
+    def wait_log(self, text: str, timeout: float = 30.0, *, start: int = 0) -> int:
+        """Wait until the log holds `text` at or after character `start`; returns where it ends.
+
+        Raises DaemonError if the daemon exits without having logged it, or at the timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.process is not None and self.process.poll() is not None
+            found = self.log().find(text, start)
+            if found >= 0:
+                return found + len(text)
+            if exited:
+                raise DaemonError(f"daemon exited without logging {text!r}:\n{self.log()}")
+            if time.monotonic() >= deadline:
+                raise DaemonError(f"{text!r} not logged within {timeout} s:\n{self.log()}")
+            time.sleep(POLL_SECONDS)
+
+    def hits(self) -> dict[str, int]:
+        """How often the daemon hit each fault point so far (needs a plan)."""
+        hits: dict[str, int] = self._hits_document().get("hits", {})
+        return hits
+
+    def injected(self) -> list[dict[str, Any]]:
+        """The faults the daemon's plan injected so far: point, hit, action, at (monotonic)."""
+        injected: list[dict[str, Any]] = self._hits_document().get("injected", [])
+        return injected
+
+    def wait_paused(self, point: str, timeout: float = 30.0, *, hit: int | None = None) -> int:
+        """Wait until a daemon thread is paused at fault point `point` by a "pause" rule (at its
+        `hit`-th hit of that point, if given); returns the hit number it is paused at."""
+        chaos_dir = self._chaos_dir()
+        deadline = time.monotonic() + timeout
+        while True:
+            paused = paused_hit(chaos_dir, point)
+            if paused is not None and (hit is None or paused == hit):
+                return paused
+            if self.process is not None and self.process.poll() is not None:
+                raise DaemonError(f"daemon exited before pausing at {point!r}:\n{self.log()}")
+            if time.monotonic() >= deadline:
+                raise DaemonError(
+                    f"not paused at {point!r} within {timeout} s (hits {self.hits()}):\n{self.log()}"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def release(self, point: str, timeout: float = 10.0) -> None:
+        """Let the threads paused at `point` go on; returns once the daemon took the release."""
+        chaos_dir = self._chaos_dir()
+        marker = release_file(chaos_dir, point)
+        marker.touch()
+        deadline = time.monotonic() + timeout
+        while marker.exists():
+            if self.process is not None and self.process.poll() is not None:
+                marker.unlink(missing_ok=True)
+                return
+            if time.monotonic() >= deadline:
+                raise DaemonError(f"release of {point!r} not taken within {timeout} s:\n{self.log()}")
+            time.sleep(POLL_SECONDS)
+
+    def _chaos_dir(self) -> Path:
+        assert self.chaos_dir is not None, "this daemon was started without a fault plan"
+        return self.chaos_dir
+
+    def _hits_document(self) -> dict[str, Any]:
+        return read_hits(self._chaos_dir())
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)

@@ -118,7 +118,7 @@ class FaultyOrigin(LocalOrigin):
         self._fd_paths[fd] = os.fsdecode(relpath)
         return fd
 
-    def read_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+    def read_nowait(self, fd: int, size: int, offset: int) -> bytearray | None:
         path = self._fd_paths.get(fd, "")
         if any(fnmatch.fnmatch(path, fault.pattern) for fault in self.faults):
             return None

@@ -11,6 +11,7 @@ backoff; the failed request stays queued, so the restarted task retries it.
 from __future__ import annotations
 
 import logging
+import threading
 
 import trio
 
@@ -64,7 +65,7 @@ class Rescans:
         log.info("rescan (%s) started", why)
         self.notifier.status("rescanning")
         try:
-            await trio.to_thread.run_sync(self.library.rescan, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(_rescan_in_worker, self.library, abandon_on_cancel=True)
         except ScanCancelled:
             log.info("rescan (%s) stopped for shutdown; what it committed is kept", why)
             return
@@ -81,3 +82,12 @@ class Rescans:
         while True:
             await trio.sleep(interval)
             self.request("periodic")
+
+
+def _rescan_in_worker(library: Library) -> None:
+    """Run a rescan; an exception carries the name of the worker thread it was raised in (2.2)."""
+    try:
+        library.rescan()
+    except Exception as exc:
+        exc.add_note(f"raised in thread {threading.current_thread().name!r}")
+        raise

@@ -111,10 +111,18 @@ class Service:
     def run(self) -> None:
         """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop."""
         logging.getLogger().addHandler(self.recent)
+        # trio puts back the handler it found when its signal receiver closes: a SIGTERM after the
+        # request loop ended must land here, not on SIG_DFL (killed by SIGTERM after a clean stop).
+        signal.signal(signal.SIGTERM, _late_stop_signal)
+        signal.signal(signal.SIGINT, _late_stop_signal)
         try:
             trio.run(self._serve)
         finally:
             logging.getLogger().removeHandler(self.recent)
+            # The mount is gone; nothing is left to stop. SIG_IGN also survives interpreter
+            # finalization, which resets Python-level handlers to SIG_DFL.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def _serve(self) -> None:
         mountpoint = str(self.options.mountpoint)
@@ -301,6 +309,10 @@ class Service:
         pyfuse3.terminate()
         assert self._scope is not None
         self._scope.deadline = min(self._scope.deadline, trio.current_time() + self.options.drain_timeout)
+
+
+def _late_stop_signal(signum: int, _frame: object) -> None:
+    log.info("%s during the final shutdown: already stopping", signal.Signals(signum).name)
 
 
 def _invalidate_after_publish(old: Tree, new: Tree) -> None:
