@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaos.daemon import DaemonProcess
+from chaos.plan import FaultPlan
 
 Spawn = Callable[..., DaemonProcess]
 
@@ -36,6 +37,7 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         ready: bool = True,
+        plan: FaultPlan | None = None,
     ) -> DaemonProcess:
         mnt = mountpoint or tmp_path / "mnt"
         mnt.mkdir(exist_ok=True)
@@ -46,6 +48,7 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
             tmp_path / f"daemon{len(started)}.log",
             extra_args=args,
             env=env,
+            plan=plan,
         )
         started.append(daemon)
         daemon.start()
