@@ -73,8 +73,17 @@ def test_shutdown_returns_only_when_the_daemon_and_its_mount_are_gone(
     assert mount_at(daemon.mountpoint) is None
     assert time.monotonic() - started < 10
     log = daemon.log()
-    for step in ("shutting down (musicfs shutdown)", "shutdown: request loop stopped", "shutdown: unmounted"):
-        assert step in log
+    steps = (
+        "shutting down (musicfs shutdown)",
+        "shutdown: request loop stopped",
+        "shutdown: task health stopped",
+        "shutdown: task rescans stopped",
+        "shutdown: task control stopped",
+        "shutdown: unmounted",
+        "stopped cleanly",
+    )
+    positions = [log.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), log
     assert not (library_copy.parent / "state" / "control.sock").exists()
     assert_clean_log(daemon)
 

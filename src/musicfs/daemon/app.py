@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 from musicfs.core.config import Config
 from musicfs.core.errors import OriginUnavailable
@@ -35,38 +36,47 @@ INDEX_NAME = "index.sqlite"
 QUIESCE_TIMEOUT = 5.0
 
 
+@dataclass(slots=True)
+class StepLog:
+    """The level at which the steps of closing an instance are logged: DEBUG until a mount served."""
+
+    level: int = logging.DEBUG
+
+
 @contextmanager
-def open_instance(config: Config) -> Iterator[Library]:
+def open_instance(config: Config, steps: StepLog | None = None) -> Iterator[Library]:
     """Lock the state directory, check the mountpoint and the origins, open the index; undo all of it
-    on exit."""
+    on exit, logging each step of the undoing with its duration at `steps.level`."""
+    steps = steps or StepLog()
     prepare_state_dir(config.state_dir)
     with ExitStack() as stack:
         lock = InstanceLock(config.state_dir)
         lock.acquire()
-        stack.callback(_timed, "instance lock released", lock.release)
+        stack.callback(_timed, steps, "instance lock released", lock.release)
         if config.mountpoint is not None:
             check_mountpoint(config)
         index = Index(config.state_dir / INDEX_NAME)
-        stack.callback(_timed, "index checkpointed and closed", index.close)
+        stack.callback(_timed, steps, "index checkpointed and closed", index.close)
         check_origins(config, lambda path: index.count_files(index.origin_id(os.fsencode(path))) > 0)
         if config.mountpoint is not None:
             clear_stale_mount(config.mountpoint)
         library = Library(config, index)
-        stack.callback(_timed, "background scan finished", library.quiesce, QUIESCE_TIMEOUT)
+        stack.callback(_timed, steps, "background scan finished", library.quiesce, QUIESCE_TIMEOUT)
         yield library
 
 
-def _timed(step: str, action: Callable[..., object], *args: object) -> None:
+def _timed(steps: StepLog, step: str, action: Callable[..., object], *args: object) -> None:
     started = time.monotonic()
     action(*args)
-    log.debug("%s in %.3f s", step, time.monotonic() - started)
+    log.log(steps.level, "shutdown: %s in %.3f s", step, time.monotonic() - started)
 
 
 def mount(config: Config) -> None:
     """Mount the library at config.mountpoint and serve it until SIGTERM/SIGINT or an unmount."""
     notifier = Notifier()
     notifier.status("starting")
-    with open_instance(config) as library:
+    steps = StepLog()
+    with open_instance(config, steps) as library:
         wait_for_origins(library, notifier, config.origin_wait)
         notifier.status("loading the index")
         started = time.monotonic()
@@ -89,6 +99,7 @@ def mount(config: Config) -> None:
             health_interval=config.health_interval,
             rescan_at_start=not first_scan,
         )
+        steps.level = logging.INFO
         Service(library, options, notifier).run()
     log.info("stopped cleanly")
 

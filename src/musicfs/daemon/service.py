@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 30.0
 READ_AHEAD_KB = 1024
 RESOURCE_CHECK_EVERY = 60.0
+# Background tasks stop in this order at shutdown: first what starts new work, the watchdog last.
+STOP_ORDER = ("watch:*", "poll", "health", "rescans", "resources", "control", "watchdog")
+TASK_STOP_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class Service:
         self.state = "starting"
         self._stopping = False
         self._shutdown_started: float | None = None
+        self._drain_logged = False
         self._scope: trio.CancelScope | None = None
         library.listeners.append(_invalidate_after_publish)
 
@@ -137,20 +141,30 @@ class Service:
                 await pyfuse3.main()
                 if not self._stopping:
                     log.warning("the mount was removed from outside (fusermount -u?); stopping")
+                    self._stopping = True
+                self._log_drained()
+                # The drain deadline may have passed; the ordered stop gets a bounded time of its own.
+                nursery.cancel_scope.deadline = trio.current_time() + TASK_STOP_TIMEOUT * len(STOP_ORDER)
+                await self.supervisor.stop(STOP_ORDER, TASK_STOP_TIMEOUT)
                 nursery.cancel_scope.cancel()
         finally:
             self.state = "stopping"
             self.library.stopping.set()
-            if self._shutdown_started is not None:
-                log.info(
-                    "shutdown: request loop stopped after %.3f s (%d reads cut short)",
-                    time.monotonic() - self._shutdown_started,
-                    self.operations.reads_in_flight,
-                )
+            self._log_drained(cut=True)
             unmount_started = time.monotonic()
             pyfuse3.close(unmount=True)
             log.info(
                 "shutdown: unmounted %s (lazily) in %.3f s", mountpoint, time.monotonic() - unmount_started
+            )
+
+    def _log_drained(self, *, cut: bool = False) -> None:
+        if self._shutdown_started is not None and not self._drain_logged:
+            self._drain_logged = True
+            log.info(
+                "shutdown: request loop %s after %.3f s (%d reads in flight)",
+                "cut short" if cut else "stopped",
+                time.monotonic() - self._shutdown_started,
+                self.operations.reads_in_flight,
             )
 
     async def _start(self, started: float, nursery: trio.Nursery) -> None:

@@ -11,10 +11,11 @@ Concurrency: everything runs on the trio thread; statuses are read by the contro
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -35,6 +36,8 @@ class TaskStatus:
     last_error: str | None = None
     last_error_at: float | None = None  # wall-clock time
     failures: deque[float] = field(default_factory=deque)  # trio clock times within the window
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: trio.Event = field(default_factory=trio.Event)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -77,7 +80,37 @@ class Supervisor:
     def failed(self) -> list[TaskStatus]:
         return [t for t in self.tasks.values() if t.state == "failed"]
 
+    async def stop(self, order: Sequence[str], timeout: float) -> None:
+        """Cancel the tasks one group at a time, in `order` (fnmatch patterns; the rest last), waiting
+        up to `timeout` seconds for each to end; each step is logged with its duration."""
+        remaining = dict(self.tasks)
+        groups = [[n for n in remaining if fnmatch.fnmatch(n, pattern)] for pattern in order]
+        groups.append(list(remaining))
+        for group in groups:
+            for name in group:
+                status = remaining.pop(name, None)
+                if status is None:
+                    continue
+                started = trio.current_time()
+                status.scope.cancel()
+                with trio.move_on_after(timeout):
+                    await status.done.wait()
+                took = trio.current_time() - started
+                log.info(
+                    "shutdown: task %s stopped in %.3f s%s",
+                    name,
+                    took,
+                    "" if status.done.is_set() else " (did not end in time)",
+                )
+
     async def _supervise(self, status: TaskStatus, function: TaskFunction) -> None:
+        with status.scope:
+            try:
+                await self._keep_running(status, function)
+            finally:
+                status.done.set()
+
+    async def _keep_running(self, status: TaskStatus, function: TaskFunction) -> None:
         delay = self.first_delay
         while True:
             status.state = "running"
