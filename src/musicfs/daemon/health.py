@@ -1,6 +1,7 @@
 """Origin health (3.8, 4.2.1-4.2.4): periodic checks, in parallel, each with its own deadline.
 
-Owns: the state of every origin (ok, offline) and its transitions. An origin that cannot be listed
+Owns: the state of every origin (ok, degraded, offline) and its transitions. Degraded: the origin
+answers its checks, but reads timed out since the last check. An origin that cannot be listed
 within the deadline, or whose folder is suddenly empty while the index knows files in it (an
 unmounted NAS looks exactly like that), goes offline: its gateway fails reads at once with EIO, the
 tree stays as it was (a vanished origin is not a deleted library), and one ERROR line says so. When
@@ -43,6 +44,8 @@ class OriginHealth:
         self.interval = interval
         self.timeout = timeout
         self._probing: set[int] = set()  # origins whose last probe thread has not come back yet
+        self._timeouts_seen: dict[int, int] = {}
+        self.degraded: dict[int, str] = {}  # origin id -> why, for origins that answer but slowly
 
     def states(self) -> dict[int, str | None]:
         """Origin id -> None when ok, else why it is offline."""
@@ -65,6 +68,7 @@ class OriginHealth:
                 problem = await trio.to_thread.run_sync(
                     self._probe, origin_id, gateway, abandon_on_cancel=True
                 )
+        self._note_slowness(origin_id, gateway, problem)
         was = gateway.offline
         gateway.offline = problem
         if problem is not None and was is None:
@@ -77,6 +81,21 @@ class OriginHealth:
         elif problem is None and was is not None:
             log.warning("origin %s is back; rescanning", gateway.origin.root.decode(errors="replace"))
             self.request_rescan("origin back")
+
+    def _note_slowness(self, origin_id: int, gateway: OriginGateway, problem: str | None) -> None:
+        """Degraded: it answers its checks, but reads timed out since the last one."""
+        new_timeouts = gateway.timeouts - self._timeouts_seen.get(origin_id, 0)
+        self._timeouts_seen[origin_id] = gateway.timeouts
+        if problem is None and new_timeouts > 0:
+            if origin_id not in self.degraded:
+                log.warning(
+                    "origin %s is degraded: %d reads timed out",
+                    gateway.origin.root.decode(errors="replace"),
+                    new_timeouts,
+                )
+            self.degraded[origin_id] = f"{new_timeouts} reads timed out since the last check"
+        else:
+            self.degraded.pop(origin_id, None)
 
     def _probe(self, origin_id: int, gateway: OriginGateway) -> str | None:
         self._probing.add(origin_id)

@@ -261,13 +261,20 @@ class Service:
         return offline
 
     def mount_state(self) -> str:
-        """starting, ready, degraded (an origin offline, a task failed), offline (every origin), stopping."""
+        """starting, ready, degraded (an origin offline or slow, a task failed), offline, stopping."""
         if self.state != "ready":
             return self.state
         offline = self._offline_origins()
         if offline and len(offline) == len(self.library.origins):
             return "offline"
-        return "degraded" if offline or self.supervisor.failed() else "ready"
+        return "degraded" if offline or self.health.degraded or self.supervisor.failed() else "ready"
+
+    def _origin_state(self, origin_id: int, offline: Mapping[int, str]) -> dict[str, str | None]:
+        if origin_id in offline:
+            return {"state": "offline", "why": offline[origin_id]}
+        if origin_id in self.health.degraded:
+            return {"state": "degraded", "why": self.health.degraded[origin_id]}
+        return {"state": "ok", "why": None}
 
     def status(self) -> dict[str, Any]:
         """Everything `musicfs status` shows."""
@@ -279,11 +286,7 @@ class Service:
             "state": self.mount_state(),
             "tracks": self.library.tree.file_count,
             "origins": [
-                {
-                    "path": os.fsdecode(o.root),
-                    "state": "offline" if o.origin_id in offline else "ok",
-                    "why": offline.get(o.origin_id),
-                }
+                {"path": os.fsdecode(o.root), **self._origin_state(o.origin_id, offline)}
                 for o in self.library.origins
             ],
             "tasks": [t.as_dict() for t in self.supervisor.tasks.values()],

@@ -1,0 +1,81 @@
+"""4.2.1-4.2.4 in-process: origin health checks run in parallel, each with its own deadline; an origin
+goes offline when it vanishes, empties or hangs, degraded when its reads time out, and back to ok by
+itself, asking for a rescan when it returns."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from chaos.origins import FaultyOrigin, OriginFault
+from musicfs.daemon.health import OriginHealth
+from musicfs.origins.gateway import OriginGateway
+from musicfs.origins.local import LocalOrigin
+
+
+def _origin(path: Path, origin_id: int) -> LocalOrigin:
+    path.mkdir()
+    (path / "a.flac").write_bytes(b"x")
+    return LocalOrigin(origin_id, os.fsencode(path))
+
+
+@pytest.mark.failure_mode("4.2.3")
+def test_offline_degraded_and_back(tmp_path: Path) -> None:
+    good = OriginGateway(_origin(tmp_path / "good", 1), 1.0)
+    nas = OriginGateway(_origin(tmp_path / "nas", 2), 1.0)
+    rescans: list[str] = []
+    degraded: dict[int, str] = {}
+    health = OriginHealth({1: good, 2: nas}, lambda _id: 1, rescans.append, interval=1.0, timeout=1.0)
+
+    async def main() -> list[dict[int, str | None]]:
+        seen = []
+        await health.check_all()
+        seen.append(health.states())
+        (tmp_path / "nas").rename(tmp_path / "nas-away")
+        await health.check_all()
+        seen.append(health.states())
+        (tmp_path / "nas-away").rename(tmp_path / "nas")
+        (tmp_path / "nas" / "a.flac").unlink()  # back, but empty: an unmounted share looks like this
+        await health.check_all()
+        seen.append(health.states())
+        (tmp_path / "nas" / "a.flac").write_bytes(b"x")
+        good.timeouts += 3
+        await health.check_all()
+        seen.append(health.states())
+        degraded.update(health.degraded)
+        await health.check_all()
+        return seen
+
+    states = trio.run(main)
+    assert states[0] == {1: None, 2: None}
+    assert states[1][1] is None and "No such file" in str(states[1][2])
+    assert states[2][2] == "its folder is empty (not mounted?)"
+    assert states[3] == {1: None, 2: None}
+    assert rescans == ["origin back"]
+    assert degraded == {1: "3 reads timed out since the last check"}
+    assert health.degraded == {}  # no new timeouts since the check that saw them
+
+
+@pytest.mark.failure_mode("4.2.3")
+def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
+    stuck = FaultyOrigin.around(_origin(tmp_path / "stuck", 1), [OriginFault("*", "hang")])
+    stuck.check_available = lambda: stuck._released.wait()  # type: ignore[method-assign]
+    fine = OriginGateway(_origin(tmp_path / "fine", 2), 1.0)
+    health = OriginHealth(
+        {1: OriginGateway(stuck, 1.0), 2: fine}, lambda _id: 1, print, interval=1, timeout=0.3
+    )
+
+    async def main() -> tuple[dict[int, str | None], float]:
+        started = trio.current_time()
+        await health.check_all()
+        return health.states(), trio.current_time() - started
+
+    try:
+        states, took = trio.run(main)
+    finally:
+        stuck.release()
+    assert states[2] is None and "no answer within 0.3 s" in str(states[1])
+    assert took < 1.0
