@@ -46,6 +46,8 @@ def test_directives_the_behaviour_depends_on() -> None:
     assert service["ExecStopPost"] == ["-/usr/bin/fusermount3 -u -z ${MOUNTPOINT}"]
     assert service["Restart"] == ["on-failure"]
     assert int(service["LimitNOFILE"][0]) >= 4096
+    assert service["MemoryHigh"] == ["768M"] and service["MemoryMax"] == ["1G"]
+    assert service["WatchdogSec"] == ["60s"]
     assert service["TimeoutStopSec"] == ["30s"]
     hiding = {
         "ProtectSystem",

@@ -62,4 +62,7 @@ def render(
     lines.append(f"musicfs_fd_limit {resources.fd_limit}")
     lines += _family("musicfs_resident_memory_bytes", "gauge", "Resident memory of the daemon.")
     lines.append(f"musicfs_resident_memory_bytes {resources.rss_bytes}")
+    if resources.memory_limit is not None:
+        lines += _family("musicfs_memory_limit_bytes", "gauge", "Memory limit of the daemon's cgroup.")
+        lines.append(f"musicfs_memory_limit_bytes {resources.memory_limit}")
     return "\n".join(lines) + "\n"
