@@ -1,20 +1,12 @@
-"""Reading the mount table for tests: is something mounted at a path, and of what type.
+"""Reading the mount table for tests: what is mounted at exactly a path (escaped names decoded).
 
-Concurrency: plain blocking reads of /proc/self/mountinfo; safe from any thread.
+The daemon's own lookup is the one used, so tests see the mount table exactly as `musicfs` does.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from musicfs.daemon.mounts import MountEntry, find_mount
 
-from musicfs.daemon.mounts import MountEntry, parse_mountinfo
+__all__ = ["MountEntry", "mount_at"]
 
-
-def mount_at(path: Path) -> MountEntry | None:
-    """The mount at exactly `path`, or None."""
-    with open("/proc/self/mountinfo", "rb") as handle:
-        entries = parse_mountinfo(handle.read())
-    wanted = os.fsencode(os.path.abspath(path))
-    matches = [entry for entry in entries if entry.mount_point == wanted]
-    return matches[-1] if matches else None
+mount_at = find_mount
