@@ -9,8 +9,8 @@ origins through it (the chaos boot code installs it from a plan). Actions:
   - "latency": sleep `seconds` first (a slow network),
   - "short": return half of what was asked (a short read),
   - "vanish": the whole origin is gone (listing, open and stat fail with ENOENT).
-A rule applies to relative paths matching `pattern` (fnmatch; "*" for all), at most `count` times,
-with `probability` drawn from a seeded RNG.
+A rule applies to relative paths matching `pattern` (fnmatch; "*" for all), after its first `after`
+matches, at most `count` times, with `probability` drawn from a seeded RNG.
 Concurrency: any thread may call the origin at once; counters and the RNG are guarded by one lock,
 hangs and sleeps happen outside it. Faulty paths never take the inline page-cache path, so a hang
 always happens in a worker thread, as a real dead NAS would.
@@ -41,6 +41,7 @@ class OriginFault:
     pattern: str
     action: str
     seconds: float = 0.0
+    after: int = 0  # pass the first `after` matches through (a file that vanishes under a reader)
     count: int | None = None
     probability: float = 1.0
 
@@ -55,7 +56,8 @@ class FaultyOrigin(LocalOrigin):
     def __init__(self, origin_id: int, root: bytes, faults: Sequence[OriginFault], seed: int = 0) -> None:
         super().__init__(origin_id, root)
         self.faults = tuple(faults)
-        self.hits: dict[str, int] = {}
+        self.hits: dict[str, int] = {}  # faults injected, by "pattern:action"
+        self.seen: dict[str, int] = {}  # matching calls, injected or not
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -75,12 +77,16 @@ class FaultyOrigin(LocalOrigin):
             for fault in self.faults:
                 if fault.action not in actions or not fnmatch.fnmatch(relpath, fault.pattern):
                     continue
-                used = self.hits.get(fault.pattern + ":" + fault.action, 0)
+                key = fault.pattern + ":" + fault.action
+                self.seen[key] = self.seen.get(key, 0) + 1
+                if self.seen[key] <= fault.after:
+                    continue
+                used = self.hits.get(key, 0)
                 if fault.count is not None and used >= fault.count:
                     continue
                 if self._rng.random() >= fault.probability:
                     continue
-                self.hits[fault.pattern + ":" + fault.action] = used + 1
+                self.hits[key] = used + 1
                 chosen.append(fault)
         return chosen
 

@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from musicfs.core.faults import install_hook
+from chaos.origins import OriginFault, origin_wrapper
+from musicfs.core.faults import install_hook, install_origin_wrapper
 
 ACTIONS = ("raise", "sleep", "pause")
 POLL_SECONDS = 0.01
@@ -116,6 +117,7 @@ class FaultPlan:
     rules: list[FaultRule] = field(default_factory=list)
     seed: int = 0
     state_dir: Path | None = None
+    origin_faults: list[OriginFault] = field(default_factory=list)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
     _changed: threading.Condition = field(init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -147,7 +149,7 @@ class FaultPlan:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("a fault plan is a JSON object")
-        unknown = set(data) - {"rules", "seed", "state_dir"}
+        unknown = set(data) - {"rules", "seed", "state_dir", "origin_faults"}
         if unknown:
             raise ValueError(f"unknown fault plan keys: {sorted(unknown)}")
         rules = []
@@ -159,7 +161,11 @@ class FaultPlan:
             except TypeError as exc:
                 raise ValueError(f"bad fault rule {raw!r}: {exc}") from None
         state_dir = data.get("state_dir")
-        return cls(rules, int(data.get("seed", 0)), Path(state_dir) if state_dir else None)
+        try:
+            origin_faults = [OriginFault(**raw) for raw in data.get("origin_faults", [])]
+        except TypeError as exc:
+            raise ValueError(f"bad origin fault: {exc}") from None
+        return cls(rules, int(data.get("seed", 0)), Path(state_dir) if state_dir else None, origin_faults)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -167,13 +173,14 @@ class FaultPlan:
                 "seed": self.seed,
                 "state_dir": str(self.state_dir) if self.state_dir else None,
                 "rules": [asdict(rule) for rule in self.rules],
+                "origin_faults": [asdict(fault) for fault in self.origin_faults],
             },
             indent=2,
         )
 
     def with_state_dir(self, state_dir: Path | None) -> FaultPlan:
         """A fresh copy of this plan (counters at zero) that reports to `state_dir`."""
-        return FaultPlan(list(self.rules), self.seed, state_dir)
+        return FaultPlan(list(self.rules), self.seed, state_dir, list(self.origin_faults))
 
     def describe(self) -> list[str]:
         return [rule.describe() for rule in self.rules]
@@ -332,13 +339,16 @@ def release_file(state_dir: Path, point: str) -> Path:
 
 
 def install(plan: FaultPlan) -> None:
-    """Make `plan.hit` the process-wide fault hook (replacing any other)."""
+    """Make `plan.hit` the process-wide fault hook (replacing any other), and wrap every origin the
+    daemon builds in a FaultyOrigin when the plan has origin faults."""
     install_hook(plan.hit)
+    install_origin_wrapper(origin_wrapper(plan.origin_faults, plan.seed) if plan.origin_faults else None)
 
 
 def uninstall() -> None:
-    """Remove the process-wide fault hook: fault points do nothing again."""
+    """Remove the process-wide fault hook and origin wrapper: fault points do nothing again."""
     install_hook(None)
+    install_origin_wrapper(None)
 
 
 @contextlib.contextmanager
