@@ -55,9 +55,6 @@ class Library:
         key_source = repr((config.template, [o.root for o in self.origins], SCHEMA_VERSION, LAYOUT_VERSION))
         self._layout_key = hashlib.sha256(key_source.encode("utf-8", "surrogateescape")).hexdigest()
 
-    def origin(self, origin_id: int) -> LocalOrigin:
-        return next(origin for origin in self.origins if origin.origin_id == origin_id)
-
     def load(self) -> Tree:
         """Publish the tree stored in the index (recomputing the layout first only if it is stale)."""
         with self._update_lock:

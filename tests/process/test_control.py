@@ -56,6 +56,8 @@ def test_metrics_are_prometheus_text(library_copy: Path, spawn: Spawn) -> None:
     assert 'musicfs_request_seconds_bucket{op="readdir",le="+Inf"}' in text
     assert "musicfs_tracks 25" in text
     assert f'musicfs_origin_up{{origin="{library_copy}"}} 1' in text
+    assert f'musicfs_origin_reads_total{{origin="{library_copy}",served="page_cache"}}' in text
+    assert f'musicfs_origin_timeouts_total{{origin="{library_copy}"}} 0' in text
     assert 'musicfs_task_restarts_total{task="rescans"} 0' in text
     assert "musicfs_open_fds " in text and "musicfs_resident_memory_bytes " in text
 

@@ -8,6 +8,7 @@ Concurrency: a pure function of the values it is given; called on the trio threa
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from musicfs.daemon.resources import Resources
 from musicfs.daemon.supervisor import TaskStatus
@@ -22,10 +23,21 @@ def _family(name: str, kind: str, text: str) -> list[str]:
     return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
 
 
+@dataclass(frozen=True, slots=True)
+class OriginCounters:
+    """How one origin's reads were served: inline from the page cache, in a worker thread, or not
+    at all because they passed their deadline."""
+
+    up: bool
+    inline_reads: int
+    thread_reads: int
+    timeouts: int
+
+
 def render(
     stats: RequestStats,
     tasks: Iterable[TaskStatus],
-    origins: Mapping[str, bool],
+    origins: Mapping[str, OriginCounters],
     tracks: int,
     resources: Resources,
 ) -> str:
@@ -52,7 +64,18 @@ def render(
     lines += [f'musicfs_task_failed{{task="{t.name}"}} {int(t.state == "failed")}' for t in task_list]
     lines += _family("musicfs_origin_up", "gauge", "1 when the origin answered its last check.")
     lines += [
-        f'musicfs_origin_up{{origin="{_escape(path)}"}} {int(up)}' for path, up in sorted(origins.items())
+        f'musicfs_origin_up{{origin="{_escape(path)}"}} {int(o.up)}' for path, o in sorted(origins.items())
+    ]
+    lines += _family("musicfs_origin_reads_total", "counter", "Origin reads, by how they were served.")
+    for path, o in sorted(origins.items()):
+        for how, count in (("page_cache", o.inline_reads), ("thread", o.thread_reads)):
+            lines.append(f'musicfs_origin_reads_total{{origin="{_escape(path)}",served="{how}"}} {count}')
+    lines += _family(
+        "musicfs_origin_timeouts_total", "counter", "Origin operations that passed their deadline."
+    )
+    lines += [
+        f'musicfs_origin_timeouts_total{{origin="{_escape(path)}"}} {o.timeouts}'
+        for path, o in sorted(origins.items())
     ]
     lines += _family("musicfs_tracks", "gauge", "Files shown in the mount.")
     lines.append(f"musicfs_tracks {tracks}")

@@ -248,7 +248,12 @@ class Service:
 
     async def _metrics_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
         offline = self._offline_origins()
-        origins = {os.fsdecode(o.root): o.origin_id not in offline for o in self.library.origins}
+        origins = {
+            os.fsdecode(g.origin.root): metrics.OriginCounters(
+                i not in offline, g.inline_reads, g.thread_reads, g.timeouts
+            )
+            for i, g in self.gateways.items()
+        }
         text = metrics.render(
             STATS, self.supervisor.tasks.values(), origins, self.library.tree.file_count, resources.measure()
         )
