@@ -51,6 +51,7 @@ def format_status(status: dict[str, Any]) -> str:
         why = f" ({origin['why']})" if origin.get("why") else ""
         lines.append(f"  {origin['state']:<12} {origin['path']}{why}")
     lines.append("tasks:")
+    width = max((len(task["name"]) for task in status["tasks"]), default=0)
     for task in status["tasks"]:
         error = ""
         if task["last_error"]:
@@ -58,7 +59,7 @@ def format_status(status: dict[str, Any]) -> str:
             error = f"  last error at {when}: {task['last_error']}"
         critical = "critical" if task["critical"] else "optional"
         lines.append(
-            f"  {task['name']:<10} {task['state']:<11} {critical:<9} restarts {task['restarts']}{error}"
+            f"  {task['name']:<{width}} {task['state']:<11} {critical:<9} restarts {task['restarts']}{error}"
         )
     if status["fault_point_hits"]:
         hits = ", ".join(f"{name} {count}" for name, count in sorted(status["fault_point_hits"].items()))
