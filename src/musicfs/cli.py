@@ -20,7 +20,7 @@ from typing import Any
 
 from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
-from musicfs.core.errors import UserError
+from musicfs.core.errors import ConfigError, UserError
 from musicfs.daemon.crash import install_crash_hooks
 from musicfs.daemon.logsetup import setup_logging
 
@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mount = commands.add_parser("mount", help="mount the library and serve it until stopped")
-    mount.add_argument("mountpoint", type=Path)
+    mount.add_argument(
+        "mountpoint", type=Path, nargs="?", help="where to mount (or 'mountpoint' in the config)"
+    )
     _library_arguments(mount)
     mount.add_argument(
         "--allow-other", action="store_true", default=None, help="let other users read the mount"
@@ -139,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
     from musicfs.daemon import app
 
     if args.command == "mount":
+        if config.mountpoint is None:
+            raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
         app.mount(config)
     elif args.command == "scan":
         with app.open_instance(config) as library:
@@ -152,7 +156,6 @@ def _run(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace) -> int:
     import json
 
-    from musicfs.core.errors import ConfigError
     from musicfs.daemon import client, control
 
     if (args.mountpoint is None) == (args.state_dir is None):

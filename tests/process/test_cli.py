@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -56,3 +57,20 @@ def test_reads_beyond_4_gib_are_exact(tmp_path: Path, spawn: Spawn) -> None:
         assert handle.read(len(marker)) == marker
         handle.seek(size - 10)
         assert handle.read(100) == b"\0" * 10
+
+
+def test_mountpoint_and_origins_from_a_config_file(
+    demo_library: DemoLibrary, spawn: Spawn, tmp_path: Path
+) -> None:
+    extra = tmp_path / "second-origin"
+    extra.mkdir()
+    shutil.copy(demo_library.root / "Music/Sigur Rós/demos/untitled 1.opus", extra / "u1.opus")  # a duplicate
+    config = tmp_path / "musicfs.toml"
+    config.write_text(
+        f'[[origin]]\npath = "{extra}"\npriority = 2\n'
+        f'[[origin]]\npath = "{demo_library.root}"\npriority = 1\n'
+    )
+    daemon = spawn([], args=["--config", str(config)])
+    shown = daemon.mountpoint / "Sigur Rós" / "Untitled Demos" / "01 Untitled #1.opus"
+    assert len(list(shown.parent.iterdir())) == 2  # the copy in the second origin is shown once
+    assert os.getxattr(shown, "user.musicfs.origin").startswith(os.fsencode(demo_library.root))  # preferred

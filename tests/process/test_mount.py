@@ -147,6 +147,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         ("bad-config", 2, "unknown key"),
         ("bad-template", 2, "template"),
         ("no-origin", 2, "no origin given"),
+        ("no-mountpoint", 2, "no mountpoint"),
+        ("state-dir-is-a-file", 5, "state directory"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(
@@ -173,6 +175,15 @@ def test_bad_input_gives_one_line_and_exit_code(
             *state,
         ],
         "no-origin": ["mount", str(mnt), *state],
+        "no-mountpoint": ["mount", "--origin", str(demo_library.root), *state],
+        "state-dir-is-a-file": [
+            "mount",
+            str(mnt),
+            "--origin",
+            str(demo_library.root),
+            "--state-dir",
+            str(config),
+        ],
     }[case]
     done = _run(*argv)
     assert done.returncode == code, done.stderr
