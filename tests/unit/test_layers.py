@@ -16,6 +16,7 @@ RANKS = {
     "demo": 2,
     "origins": 2,
     "index": 3,
+    "cache": 3,
     "tree": 3,
     "library": 4,
     "fs": 4,

@@ -1,0 +1,293 @@
+"""The cache's own SQLite database (`cache.sqlite` in the cache folder); the only cache module that
+speaks SQL.
+
+Owns: which chunk (by SHA-256) holds which part of which file version, each chunk's size and last
+use (a logical clock, so clock jumps cannot reorder it), and the rule for unreadable databases:
+like the index, one that fails to open, fails `PRAGMA quick_check` or has another schema is set
+aside (renamed, never deleted) and started afresh; the chunk files it described become orphans that
+the store's check removes. A separate database from the index, so a dead cache disk never takes the
+index with it.
+Concurrency: one connection shared by all threads behind one lock; every public method is a single
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE chunks (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_use ON chunks (last_used);
+CREATE TABLE versions (
+    id INTEGER PRIMARY KEY,
+    origin_id INTEGER NOT NULL,
+    relpath BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    UNIQUE (origin_id, relpath, size, mtime_ns, ctime_ns)
+);
+CREATE TABLE parts (
+    version_id INTEGER NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    chunk_index INTEGER NOT NULL,
+    hash TEXT NOT NULL REFERENCES chunks (hash) ON DELETE CASCADE,
+    PRIMARY KEY (version_id, chunk_index)
+) WITHOUT ROWID;
+CREATE INDEX parts_by_hash ON parts (hash);
+"""
+
+_VERSION_MATCH = "origin_id = ? AND relpath = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ?"
+_V_MATCH = "v.origin_id = ? AND v.relpath = ? AND v.size = ? AND v.mtime_ns = ? AND v.ctime_ns = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionKey:
+    """One version of one origin file: it is another version if any field differs."""
+
+    origin_id: int
+    relpath: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    def _values(self) -> tuple[int, bytes, int, int, int]:
+        return (self.origin_id, self.relpath, self.size, self.mtime_ns, self.ctime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    bytes: int
+    chunks: int
+    versions: int
+
+
+class CacheRecords:
+    """The records of one cache folder."""
+
+    def __init__(self, path: Path, chunk_size: int) -> None:
+        self.path = path
+        self.set_aside = False  # whether opening had to set an unreadable database aside
+        self._chunk_size = chunk_size
+        self._db = self._open()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close; safe to call twice."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            finally:
+                self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def lookup(self, version: VersionKey, chunk_index: int) -> tuple[str, int] | None:
+        """The hash and size of the chunk recorded for this part, if any."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT c.hash, c.size FROM versions v JOIN parts p ON p.version_id = v.id "
+                f"JOIN chunks c ON c.hash = p.hash WHERE {_V_MATCH} AND p.chunk_index = ?",
+                (*version._values(), chunk_index),
+            ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def add(self, version: VersionKey, chunk_index: int, digest: str, size: int, tick: int) -> bool:
+        """Record that this part is chunk `digest` (inserting the chunk if new); True if it was new."""
+        with self._transaction() as db:
+            known = db.execute("SELECT 1 FROM chunks WHERE hash = ?", (digest,)).fetchone() is not None
+            db.execute(
+                "INSERT INTO chunks VALUES (?, ?, ?) ON CONFLICT (hash) DO UPDATE "
+                "SET last_used = max(last_used, excluded.last_used)",
+                (digest, size, tick),
+            )
+            _link(db, version, chunk_index, digest)
+            return not known
+
+    def share(self, version: VersionKey, chunk_index: int, digest: str, tick: int) -> bool:
+        """Record this part as the already stored chunk `digest`; False (nothing done) if it is not."""
+        with self._transaction() as db:
+            if db.execute(
+                "UPDATE chunks SET last_used = max(last_used, ?) WHERE hash = ?", (tick, digest)
+            ).rowcount:
+                _link(db, version, chunk_index, digest)
+                return True
+            return False
+
+    def touch(self, ticks: Mapping[str, int]) -> None:
+        """Store the latest use of each chunk (batched by the store)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE chunks SET last_used = max(last_used, ?) WHERE hash = ?",
+                ((tick, digest) for digest, tick in ticks.items()),
+            )
+
+    def hashes_of(self, versions: Iterable[VersionKey]) -> set[str]:
+        """Every chunk that holds a part of one of these versions."""
+        found: set[str] = set()
+        with self._transaction() as db:
+            for version in versions:
+                rows = db.execute(
+                    f"SELECT p.hash FROM versions v JOIN parts p ON p.version_id = v.id WHERE {_V_MATCH}",
+                    version._values(),
+                )
+                found.update(str(row[0]) for row in rows)
+        return found
+
+    def least_recently_used(
+        self, need_bytes: int, need_files: int, keep: Collection[str]
+    ) -> list[tuple[str, int]]:
+        """The oldest chunks not in `keep` that together free at least the bytes and files asked for
+        (all unkept chunks if they do not suffice)."""
+        chosen: list[tuple[str, int]] = []
+        freed = 0
+        with self._transaction() as db:
+            for digest, size in db.execute("SELECT hash, size FROM chunks ORDER BY last_used, hash"):
+                if freed >= need_bytes and len(chosen) >= need_files:
+                    break
+                if digest not in keep:
+                    chosen.append((str(digest), int(size)))
+                    freed += int(size)
+        return chosen
+
+    def drop(self, digests: Iterable[str]) -> None:
+        """Forget these chunks, the parts they held and versions left without parts."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM chunks WHERE hash = ?", ((digest,) for digest in digests))
+            _drop_empty_versions(db)
+
+    def chunk_sizes(self) -> dict[str, int]:
+        with self._transaction() as db:
+            return {str(digest): int(size) for digest, size in db.execute("SELECT hash, size FROM chunks")}
+
+    def unreferenced(self) -> list[str]:
+        """Chunks no part uses any more (a file version was re-cached with other bytes)."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT hash FROM chunks WHERE hash NOT IN (SELECT hash FROM parts)")
+            return [str(row[0]) for row in rows]
+
+    def totals(self) -> Totals:
+        with self._transaction() as db:
+            size, count = db.execute("SELECT coalesce(sum(size), 0), count(*) FROM chunks").fetchone()
+            versions = db.execute("SELECT count(*) FROM versions").fetchone()[0]
+        return Totals(int(size), int(count), int(versions))
+
+    def last_tick(self) -> int:
+        with self._transaction() as db:
+            return int(db.execute("SELECT coalesce(max(last_used), 0) FROM chunks").fetchone()[0])
+
+    def quick_check(self) -> bool:
+        """Run `PRAGMA quick_check`; if it fails, set the database aside and start afresh (True: ok)."""
+        with self._lock:
+            try:
+                ok = bool(self._db.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+            except sqlite3.OperationalError:
+                raise  # I/O trouble, not corruption
+            except sqlite3.DatabaseError:
+                ok = False
+            if not ok:
+                self._db.close()
+                _set_aside(self.path, "PRAGMA quick_check failed")
+                self.set_aside = True
+                self._db = self._open_current()
+        return ok
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_current()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # cannot open or write at all (missing folder, read-only disk): not corrupt
+            _set_aside(self.path, f"it cannot be read ({exc})")
+            self.set_aside = True
+            return self._open_current()
+
+    def _open_current(self) -> sqlite3.Connection:
+        connection = _connect(self.path)
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            chunk_size = (
+                connection.execute("SELECT value FROM meta WHERE key = 'chunk_size'").fetchone()
+                if version == SCHEMA_VERSION
+                else None
+            )
+            if chunk_size is not None and int(chunk_size[0]) == self._chunk_size:
+                return connection
+            if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0:
+                connection.close()
+                _set_aside(self.path, f"it has schema {version} or another chunk size")
+                self.set_aside = True
+                connection = _connect(self.path)
+            with connection:
+                connection.executescript(_DDL)
+                connection.execute("INSERT INTO meta VALUES ('chunk_size', ?)", (str(self._chunk_size),))
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+def _link(db: sqlite3.Connection, version: VersionKey, chunk_index: int, digest: str) -> None:
+    row = db.execute(f"SELECT id FROM versions WHERE {_VERSION_MATCH}", version._values()).fetchone()
+    version_id = (
+        row[0]
+        if row
+        else db.execute(
+            "INSERT INTO versions (origin_id, relpath, size, mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, ?)",
+            version._values(),
+        ).lastrowid
+    )
+    db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (version_id, chunk_index, digest))
+
+
+def _drop_empty_versions(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM parts WHERE version_id = versions.id)")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _set_aside(path: Path, why: str) -> None:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log.warning("cache database %s set aside and started afresh: %s", path, why)
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{path}.old-{stamp}{suffix}"))
