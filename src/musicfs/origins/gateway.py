@@ -84,5 +84,4 @@ class OriginGateway:
 def _as_origin_error(exc: OSError) -> OriginError:
     if exc.errno == errno.ENOENT:
         return OriginFileGone(os.strerror(exc.errno))
-    error = OriginError(exc.strerror or str(exc))
-    return error
+    return OriginError(exc.strerror or str(exc))
