@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="unmount even if the daemon is killed (an empty folder instead of a dead mount)",
     )
+    mount.add_argument("--cache-dir", metavar="DIR", help="where origins with caching on keep what was read")
     mount.add_argument(
         "--read-timeout",
         type=float,
@@ -113,6 +114,7 @@ def _config(args: argparse.Namespace) -> Config:
         "origin": args.origin,
         "template": args.template,
         "state_dir": getattr(args, "state_dir", None),
+        "cache_dir": getattr(args, "cache_dir", None),
         "log_level": args.log_level,
         "mountpoint": str(args.mountpoint) if getattr(args, "mountpoint", None) else None,
         "allow_other": getattr(args, "allow_other", None),

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from musicfs.core.types import VersionKey
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -56,18 +58,8 @@ _VERSION_MATCH = "origin_id = ? AND relpath = ? AND size = ? AND mtime_ns = ? AN
 _V_MATCH = "v.origin_id = ? AND v.relpath = ? AND v.size = ? AND v.mtime_ns = ? AND v.ctime_ns = ?"
 
 
-@dataclass(frozen=True, slots=True)
-class VersionKey:
-    """One version of one origin file: it is another version if any field differs."""
-
-    origin_id: int
-    relpath: bytes
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    def _values(self) -> tuple[int, bytes, int, int, int]:
-        return (self.origin_id, self.relpath, self.size, self.mtime_ns, self.ctime_ns)
+def _values(version: VersionKey) -> tuple[int, bytes, int, int, int]:
+    return (version.origin_id, version.relpath, version.size, version.mtime_ns, version.ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +106,7 @@ class CacheRecords:
             row = db.execute(
                 "SELECT c.hash, c.size FROM versions v JOIN parts p ON p.version_id = v.id "
                 f"JOIN chunks c ON c.hash = p.hash WHERE {_V_MATCH} AND p.chunk_index = ?",
-                (*version._values(), chunk_index),
+                (*_values(version), chunk_index),
             ).fetchone()
         return None if row is None else (str(row[0]), int(row[1]))
 
@@ -155,7 +147,7 @@ class CacheRecords:
             for version in versions:
                 rows = db.execute(
                     f"SELECT p.hash FROM versions v JOIN parts p ON p.version_id = v.id WHERE {_V_MATCH}",
-                    version._values(),
+                    _values(version),
                 )
                 found.update(str(row[0]) for row in rows)
         return found
@@ -255,13 +247,13 @@ class CacheRecords:
 
 
 def _link(db: sqlite3.Connection, version: VersionKey, chunk_index: int, digest: str) -> None:
-    row = db.execute(f"SELECT id FROM versions WHERE {_VERSION_MATCH}", version._values()).fetchone()
+    row = db.execute(f"SELECT id FROM versions WHERE {_VERSION_MATCH}", _values(version)).fetchone()
     version_id = (
         row[0]
         if row
         else db.execute(
             "INSERT INTO versions (origin_id, relpath, size, mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, ?)",
-            version._values(),
+            _values(version),
         ).lastrowid
     )
     db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (version_id, chunk_index, digest))

@@ -50,9 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from musicfs.cache.records import CacheRecords, Totals, VersionKey
+from musicfs.cache.records import CacheRecords, Totals
 from musicfs.cache.space import DiskSpace, Watermarks, excess, statvfs_space
 from musicfs.core.faults import fault_point
+from musicfs.core.types import VersionKey
 
 __all__ = ["CHUNK_SIZE", "CacheUsage", "CheckReport", "ChunkStore", "VersionKey", "Watermarks"]
 

@@ -23,10 +23,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 @dataclass(frozen=True, slots=True)
 class OriginConfig:
-    """One origin: a folder that is only ever read. A lower `priority` wins for duplicate tracks."""
+    """One origin: a folder that is only ever read. A lower `priority` wins for duplicate tracks.
+    `cache`: keep what is read in the local cache (None: only for network and FUSE filesystems)."""
 
     path: Path
     priority: int
+    cache: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Config:
         poll_interval: seconds between rescans that look for changes (0: only on demand).
         health_interval: seconds between checks that each origin answers.
         origin_wait: seconds a mount waits at start for origins that are not there yet.
+        cache_dir: where cached chunks of origin files are kept (origins with caching on).
+        cache_max_mb: the most the cache may hold, in MiB.
         log_level: one of LOG_LEVELS.
     """
 
@@ -61,6 +65,8 @@ class Config:
     poll_interval: float = 300.0
     health_interval: float = 10.0
     origin_wait: float = 30.0
+    cache_dir: Path = Path("/var/cache/musicfs")
+    cache_max_mb: int = 4096
     log_level: str = "INFO"
 
 
@@ -77,9 +83,20 @@ _TOP_KEYS = {
     "poll_interval": (int, float),
     "health_interval": (int, float),
     "origin_wait": (int, float),
+    "cache_dir": str,
+    "cache_max_mb": int,
     "log_level": str,
 }
-_ORIGIN_KEYS = {"path": str, "priority": int}
+_ORIGIN_KEYS = {"path": str, "priority": int, "cache": bool}
+
+
+def default_cache_dir() -> Path:
+    """`$CACHE_DIRECTORY` (set by systemd's CacheDirectory=), else `$XDG_CACHE_HOME/musicfs`."""
+    systemd_dir = os.environ.get("CACHE_DIRECTORY")
+    if systemd_dir:
+        return Path(systemd_dir.split(":")[0])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "musicfs"
 
 
 def default_state_dir() -> Path:
@@ -173,20 +190,28 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         poll_interval=timeouts["poll_interval"],
         health_interval=timeouts["health_interval"],
         origin_wait=timeouts["origin_wait"],
+        cache_dir=_absolute(Path(merged.get("cache_dir") or default_cache_dir())),
+        cache_max_mb=_positive(merged.get("cache_max_mb", 4096), "cache_max_mb"),
         log_level=level,
     )
+
+
+def _positive(value: Any, key: str) -> int:
+    if not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a whole number above 0, not {value!r}")
+    return value
 
 
 def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
     origins = []
     for position, item in enumerate(raw):
         if isinstance(item, Mapping):
-            path, priority = item["path"], int(item.get("priority", position))
+            path, priority, cache = item["path"], int(item.get("priority", position)), item.get("cache")
         else:
-            path, priority = str(item), position
+            path, priority, cache = str(item), position, None
         if not path:
             raise ConfigError("an origin path is empty")
-        origins.append(OriginConfig(path=_absolute(Path(path)), priority=priority))
+        origins.append(OriginConfig(path=_absolute(Path(path)), priority=priority, cache=cache))
     seen: set[Path] = set()
     for origin in origins:
         if origin.path in seen:

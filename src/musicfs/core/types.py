@@ -54,3 +54,14 @@ class TrackEntry:
     stem: str
     ext: str
     tags: TagSet
+
+
+@dataclass(frozen=True, slots=True)
+class VersionKey:
+    """One version of one origin file, as the cache keys it: another version if any field differs."""
+
+    origin_id: int
+    relpath: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from musicfs.core.config import Config
 from musicfs.core.errors import OriginUnavailable
+from musicfs.daemon.caching import cached_origins, open_cache
 from musicfs.daemon.lock import InstanceLock
 from musicfs.daemon.mounts import clear_stale_mount
 from musicfs.daemon.notify import Notifier
@@ -76,8 +77,12 @@ def mount(config: Config) -> None:
     notifier = Notifier()
     notifier.status("starting")
     steps = StepLog()
-    with open_instance(config, steps) as library:
+    with open_instance(config, steps) as library, ExitStack() as stack:
         wait_for_origins(library, notifier, config.origin_wait)
+        cached = cached_origins(config, library)
+        cache = open_cache(config) if cached else None
+        if cache is not None:
+            stack.callback(_timed, steps, "cache closed", cache.close)
         notifier.status("loading the index")
         started = time.monotonic()
         tree = library.load()
@@ -100,7 +105,7 @@ def mount(config: Config) -> None:
             rescan_at_start=not first_scan,
         )
         steps.level = logging.INFO
-        Service(library, options, notifier).run()
+        Service(library, options, notifier, cache, cached).run()
     log.info("stopped cleanly")
 
 

@@ -15,11 +15,12 @@ Concurrency: everything here runs on the trio thread; blocking work goes to work
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from musicfs.cache.store import ChunkStore
 from musicfs.core import faults
 from musicfs.daemon import control, metrics, resources
 from musicfs.daemon.health import OriginHealth
@@ -80,12 +82,23 @@ def fuse_options(options: MountOptions) -> set[str]:
 class Service:
     """One mounted library, from mount to unmount."""
 
-    def __init__(self, library: Library, options: MountOptions, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        library: Library,
+        options: MountOptions,
+        notifier: Notifier,
+        cache: ChunkStore | None = None,
+        cached: Collection[int] = (),
+    ) -> None:
         self.library = library
         self.options = options
         self.notifier = notifier
+        self.cache = cache
         self.gateways: Mapping[int, OriginGateway] = {
-            origin.origin_id: OriginGateway(origin, options.read_timeout) for origin in library.origins
+            origin.origin_id: OriginGateway(
+                origin, options.read_timeout, cache if origin.origin_id in cached else None
+            )
+            for origin in library.origins
         }
         self.control_socket = options.state_dir / control.SOCKET_NAME
         root_xattrs = {
@@ -228,7 +241,16 @@ class Service:
             await trio.sleep(RESOURCE_CHECK_EVERY)
 
     async def _status_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self.status()
+        return self.status(await self._cache_usage())
+
+    async def _cache_usage(self) -> dict[str, Any] | None:
+        """The cache's figures, read in a worker thread (its database is on the cache disk)."""
+        if self.cache is None:
+            return None
+        with trio.move_on_after(self.options.read_timeout):
+            usage = await trio.to_thread.run_sync(self.cache.usage, abandon_on_cancel=True)
+            return dataclasses.asdict(usage)
+        return {"mode": "pass-through", "reason": "the cache did not answer"}
 
     async def _rescan_command(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
         done = self.rescans.request("musicfs rescan")
@@ -272,7 +294,9 @@ class Service:
         offline = self._offline_origins()
         if offline and len(offline) == len(self.library.origins):
             return "offline"
-        return "degraded" if offline or self.health.degraded or self.supervisor.failed() else "ready"
+        cache_down = self.cache is not None and self.cache.mode != "ok"
+        degraded = offline or self.health.degraded or self.supervisor.failed() or cache_down
+        return "degraded" if degraded else "ready"
 
     def _origin_state(self, origin_id: int, offline: Mapping[int, str]) -> dict[str, str | None]:
         if origin_id in offline:
@@ -281,7 +305,7 @@ class Service:
             return {"state": "degraded", "why": self.health.degraded[origin_id]}
         return {"state": "ok", "why": None}
 
-    def status(self) -> dict[str, Any]:
+    def status(self, cache_usage: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything `musicfs status` shows."""
         usage = resources.measure()
         offline = self._offline_origins()
@@ -302,6 +326,7 @@ class Service:
             "open_fds": usage.open_fds,
             "rss_bytes": usage.rss_bytes,
             "fault_point_hits": dict(faults.hits),
+            "cache": cache_usage,
             "recent_problems": list(self.recent.records),
         }
 

@@ -22,8 +22,9 @@ from typing import Any, cast
 
 import pyfuse3
 
+from musicfs.core.types import VersionKey
 from musicfs.fs.errors import fuse_handler, read_only
-from musicfs.origins.gateway import OriginGateway
+from musicfs.origins.gateway import OpenHandle, OriginGateway
 from musicfs.tree.snapshot import Node, Tree
 
 XATTR_ORIGIN = b"user.musicfs.origin"
@@ -34,7 +35,7 @@ BLOCK_SIZE = 128 * 1024
 @dataclass(slots=True)
 class OpenFile:
     gateway: OriginGateway
-    fd: int
+    handle: OpenHandle
 
 
 class MusicOperations(pyfuse3.Operations):
@@ -130,9 +131,10 @@ class MusicOperations(pyfuse3.Operations):
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         gateway = self._gateways[node.origin_id]
-        fd = await gateway.open(node.relpath)
+        version = VersionKey(node.origin_id, node.relpath, node.size, node.mtime_ns, node.ctime_ns)
+        opened = await gateway.open(node.relpath, version)
         handle = next(self._handles)
-        self._open_files[handle] = OpenFile(gateway, fd)
+        self._open_files[handle] = OpenFile(gateway, opened)
         return pyfuse3.FileInfo(fh=handle, keep_cache=True)
 
     @fuse_handler
@@ -142,7 +144,7 @@ class MusicOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         self.reads_in_flight += 1
         try:
-            data = await opened.gateway.read(opened.fd, size, offset)
+            data = await opened.gateway.read(opened.handle, size, offset)
             # pyfuse3 replies from any buffer; a bytearray from the page-cache path saves a copy.
             return cast(bytes, data)
         finally:
@@ -152,7 +154,7 @@ class MusicOperations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         opened = self._open_files.pop(fh, None)
         if opened is not None:
-            await opened.gateway.close(opened.fd)
+            await opened.gateway.close(opened.handle)
 
     @fuse_handler
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:

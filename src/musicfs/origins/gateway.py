@@ -9,6 +9,11 @@ preadv2(RWF_NOWAIT), which cannot wait for a device, so it is safe on the event 
 thread hand-off. Only page-cache misses (and every read on filesystems without RWF_NOWAIT, such as
 NFS or FUSE origins) go to a worker thread, under the deadline.
 
+With a chunk cache (`musicfs.core.ports.ChunkCache`, for origins where caching is on), reads of a
+file whose version matches the tree go through aligned chunks: a cached chunk is served from the
+cache, a missing one is read from the origin and stored; a file whose origin is offline or hung is
+opened from the cache alone, and its uncached parts give EIO at once. A file that changed since the
+last scan (fstat at open differs) never gets cached bytes.
 While the health checks (`musicfs.daemon.health`) say the origin is offline, opens and uncached
 reads fail at once with `OriginUnavailable` (EIO) instead of each waiting for its deadline.
 Concurrency: all methods are called from the trio thread. Worker threads only run `LocalOrigin`
@@ -21,40 +26,75 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import trio
 
 from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout, OriginUnavailable
+from musicfs.core.ports import ChunkCache
+from musicfs.core.types import VersionKey
 from musicfs.origins.local import LocalOrigin
 
 T = TypeVar("T")
 THREADS_PER_ORIGIN = 16
 
 
-class OriginGateway:
-    """Deadline-bound, loop-safe access to one origin's files."""
+@dataclass(slots=True)
+class OpenHandle:
+    """An open origin file. `fd` is -1 when it was opened from the cache alone (origin offline);
+    `version` is set when reads may go through the cache."""
 
-    def __init__(self, origin: LocalOrigin, timeout: float) -> None:
+    fd: int
+    version: VersionKey | None = None
+    last_chunk: tuple[int, bytes] | None = None  # the chunk read last: sequential reads reuse it
+
+
+class OriginGateway:
+    """Deadline-bound, loop-safe access to one origin's files, optionally through a chunk cache."""
+
+    def __init__(self, origin: LocalOrigin, timeout: float, cache: ChunkCache | None = None) -> None:
         self.origin = origin
         self.timeout = timeout
+        self.cache = cache
         self._limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
+        self._cache_limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
         self.inline_reads = 0
         self.thread_reads = 0
+        self.cache_reads = 0
         self.timeouts = 0
         self.offline: str | None = None  # set by the health checks: why the origin is unreachable
 
-    async def open(self, relpath: bytes) -> int:
-        self._fail_fast_if_offline()
-        return await self._in_thread(self.origin.open, relpath)
+    async def open(self, relpath: bytes, version: VersionKey | None = None) -> OpenHandle:
+        """Open a file. With a cache and the `version` the tree shows, reads may come from the cache,
+        and a file that cannot be opened because its origin is offline or hung is served from it."""
+        version = version if self.cache is not None else None
+        try:
+            self._fail_fast_if_offline()
+            fd = await self._in_thread(self.origin.open, relpath)
+        except (OriginUnavailable, OriginTimeout):
+            if version is not None and await self._cached(version, 0) is not None:
+                return OpenHandle(-1, version)
+            raise
+        if version is not None:
+            found = await self._in_thread(os.fstat, fd)
+            if (found.st_size, found.st_mtime_ns, found.st_ctime_ns) != (
+                version.size,
+                version.mtime_ns,
+                version.ctime_ns,
+            ):
+                version = None  # changed since the last scan: never serve cached bytes of an old version
+        return OpenHandle(fd, version)
 
     def _fail_fast_if_offline(self) -> None:
         if self.offline is not None:
             raise OriginUnavailable(f"{self.origin!r} is offline: {self.offline}")
 
-    async def read(self, fd: int, size: int, offset: int) -> bytes | bytearray:
+    async def read(self, handle: OpenHandle, size: int, offset: int) -> bytes | bytearray:
+        if handle.version is not None:
+            return await self._read_through_cache(handle, handle.version, size, offset)
         try:
-            data = self.origin.read_nowait(fd, size, offset)
+            data = self.origin.read_nowait(handle.fd, size, offset)
         except OSError as exc:
             raise _as_origin_error(exc) from None
         if data is not None:
@@ -62,10 +102,55 @@ class OriginGateway:
             return data
         self._fail_fast_if_offline()
         self.thread_reads += 1
-        return await self._in_thread(self.origin.read, fd, size, offset)
+        return await self._in_thread(self.origin.read, handle.fd, size, offset)
 
-    async def close(self, fd: int) -> None:
-        await self._in_thread(self.origin.close, fd)
+    async def close(self, handle: OpenHandle) -> None:
+        if handle.fd >= 0:
+            await self._in_thread(self.origin.close, handle.fd)
+
+    async def _read_through_cache(
+        self, handle: OpenHandle, version: VersionKey, size: int, offset: int
+    ) -> bytes:
+        assert self.cache is not None
+        chunk_size = self.cache.chunk_size
+        end = min(offset + size, version.size)
+        parts = []
+        for index in range(offset // chunk_size, (end - 1) // chunk_size + 1 if end > offset else 0):
+            chunk = await self._chunk(handle, version, index)
+            start = index * chunk_size
+            parts.append(chunk[max(offset, start) - start : min(end, start + chunk_size) - start])
+        return b"".join(parts)
+
+    async def _chunk(self, handle: OpenHandle, version: VersionKey, index: int) -> bytes:
+        if handle.last_chunk is not None and handle.last_chunk[0] == index:
+            return handle.last_chunk[1]
+        chunk = await self._cached(version, index)
+        if chunk is not None:
+            self.cache_reads += 1
+        else:
+            if handle.fd < 0:
+                raise OriginUnavailable(f"{self.origin!r} is offline and this part is not cached")
+            self._fail_fast_if_offline()
+            self.thread_reads += 1
+            assert self.cache is not None
+            length = self.cache.chunk_length(version, index)
+            chunk = await self._in_thread(self.origin.read, handle.fd, length, index * self.cache.chunk_size)
+            if len(chunk) == length:
+                await self._in_cache_thread(self.cache.put, version, index, chunk)
+        handle.last_chunk = (index, chunk)
+        return chunk
+
+    async def _cached(self, version: VersionKey, index: int) -> bytes | None:
+        assert self.cache is not None
+        return await self._in_cache_thread(self.cache.get, version, index)
+
+    async def _in_cache_thread(self, function: Callable[..., T], *args: object) -> T | None:
+        """A cache call in a thread of its own limiter; a hung cache disk is a miss, never a hang."""
+        with trio.move_on_after(self.timeout):
+            return await trio.to_thread.run_sync(
+                function, *args, abandon_on_cancel=True, limiter=self._cache_limiter
+            )
+        return None
 
     async def _in_thread(self, function: Callable[..., T], *args: object) -> T:
         with trio.move_on_after(self.timeout):

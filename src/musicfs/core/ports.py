@@ -1,0 +1,24 @@
+"""Ports: the interfaces lower layers use without importing the layers that implement them.
+
+Owns: `ChunkCache`, what the read path (`musicfs.origins.gateway`) needs of the content cache
+(`musicfs.cache.store.ChunkStore` implements it).
+Concurrency: implementations are called from worker threads and must be thread-safe.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from musicfs.core.types import VersionKey
+
+
+class ChunkCache(Protocol):
+    """Verified chunks of file versions; every method may fail softly (None / False), never raise."""
+
+    chunk_size: int
+
+    def get(self, version: VersionKey, chunk_index: int) -> bytes | None: ...
+
+    def put(self, version: VersionKey, chunk_index: int, data: bytes) -> bool: ...
+
+    def chunk_length(self, version: VersionKey, chunk_index: int) -> int: ...

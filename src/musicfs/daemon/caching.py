@@ -1,0 +1,63 @@
+"""Which origins go through the content cache, and the cache's life in a mount (issue 5).
+
+Owns: the choice per origin (its `cache` setting; by default on for network and FUSE filesystems,
+where reads are slow and the origin may go away, off for local disks), opening the chunk store with
+its start-up check (quick, or a full verification after an unclean stop), and closing it.
+Concurrency: runs on the main thread before the event loop starts; the filesystem-type probe has a
+deadline, since it may touch a dead NAS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from musicfs.cache.store import ChunkStore, Watermarks
+from musicfs.core.config import Config
+from musicfs.library import Library
+from musicfs.origins.watch import needs_polling
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 5.0
+
+
+def cached_origins(config: Config, library: Library) -> set[int]:
+    """The ids of the origins whose reads go through the cache."""
+    chosen = set()
+    for setting, origin in zip(config.origins, library.origins, strict=True):
+        wanted = setting.cache if setting.cache is not None else _remote(origin.root)
+        if wanted:
+            chosen.add(origin.origin_id)
+            log.info("origin %s: reads are cached in %s", os.fsdecode(origin.root), config.cache_dir)
+    return chosen
+
+
+def _remote(root: bytes) -> bool:
+    """needs_polling() with a deadline: a hung NAS counts as remote."""
+    answer: list[bool] = []
+    probe = threading.Thread(
+        target=lambda: answer.append(needs_polling(root)), daemon=True, name="musicfs-fstype"
+    )
+    probe.start()
+    probe.join(PROBE_TIMEOUT)
+    return answer[0] if answer else True
+
+
+def open_cache(config: Config) -> ChunkStore:
+    """Open the chunk store and check it: quick normally, every chunk after an unclean stop."""
+    store = ChunkStore(Path(config.cache_dir), watermarks=Watermarks(config.cache_max_mb * 2**20))
+    report = store.check(full=store.unclean)
+    usage = store.usage()
+    log.info(
+        "cache %s: %d chunks, %d MiB, %s; %s check repaired %d",
+        config.cache_dir,
+        usage.chunks,
+        usage.bytes >> 20,
+        usage.mode,
+        "full" if store.unclean else "quick",
+        report.repairs,
+    )
+    return store
