@@ -81,3 +81,7 @@ def test_a_track_played_once_plays_again_with_the_origin_gone(
         _read_uncached_by_the_kernel(daemon.mountpoint / NEVER_READ)
     assert error.value.errno == errno.EIO
     assert time.monotonic() - started < 1.0
+    metrics = subprocess.run(
+        [MUSICFS, "metrics", str(daemon.mountpoint)], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert "musicfs_cache_passthrough 0" in metrics and "musicfs_cache_hits_total " in metrics

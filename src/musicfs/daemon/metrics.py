@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from musicfs.daemon.resources import Resources
 from musicfs.daemon.supervisor import TaskStatus
@@ -40,8 +41,9 @@ def render(
     origins: Mapping[str, OriginCounters],
     tracks: int,
     resources: Resources,
+    cache: Mapping[str, Any] | None = None,
 ) -> str:
-    """The exposition text for one scrape."""
+    """The exposition text for one scrape (`cache`: the chunk store's usage, when there is one)."""
     lines = _family("musicfs_requests_total", "counter", "FUSE requests answered, by operation.")
     lines += [f'musicfs_requests_total{{op="{op}"}} {n}' for op, n in sorted(stats.requests.items())]
     lines += _family("musicfs_request_errors_total", "counter", "FUSE requests answered with an error.")
@@ -88,4 +90,26 @@ def render(
     if resources.memory_limit is not None:
         lines += _family("musicfs_memory_limit_bytes", "gauge", "Memory limit of the daemon's cgroup.")
         lines.append(f"musicfs_memory_limit_bytes {resources.memory_limit}")
+    if cache is not None:
+        lines += _cache_lines(cache)
     return "\n".join(lines) + "\n"
+
+
+def _cache_lines(cache: Mapping[str, Any]) -> list[str]:
+    lines = _family(
+        "musicfs_cache_passthrough", "gauge", "1 while the cache is off (its disk full or broken)."
+    )
+    lines.append(f"musicfs_cache_passthrough {int(cache.get('mode') != 'ok')}")
+    for key, kind, text in (
+        ("bytes", "gauge", "Bytes of cached chunks."),
+        ("chunks", "gauge", "Cached chunks."),
+        ("hits", "counter", "Chunk reads served by the cache."),
+        ("misses", "counter", "Chunk reads the cache could not serve."),
+        ("evictions", "counter", "Chunks evicted to stay under the watermarks."),
+        ("quarantined", "counter", "Chunks that failed verification and were set aside."),
+    ):
+        if key in cache:
+            name = f"musicfs_cache_{key}" + ("_total" if kind == "counter" else "")
+            lines += _family(name, kind, text)
+            lines.append(f"{name} {cache[key]}")
+    return lines

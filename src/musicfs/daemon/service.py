@@ -277,7 +277,12 @@ class Service:
             for i, g in self.gateways.items()
         }
         text = metrics.render(
-            STATS, self.supervisor.tasks.values(), origins, self.library.tree.file_count, resources.measure()
+            STATS,
+            self.supervisor.tasks.values(),
+            origins,
+            self.library.tree.file_count,
+            resources.measure(),
+            await self._cache_usage(),
         )
         return {"text": text}
 
