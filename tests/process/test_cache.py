@@ -85,3 +85,54 @@ def test_a_track_played_once_plays_again_with_the_origin_gone(
         [MUSICFS, "metrics", str(daemon.mountpoint)], capture_output=True, text=True, timeout=30
     ).stdout
     assert "musicfs_cache_passthrough 0" in metrics and "musicfs_cache_hits_total " in metrics
+
+
+def _cached_config(tmp_path: Path, origin: Path, cache_dir: Path) -> Path:
+    config = tmp_path / "musicfs.toml"
+    config.write_text(f'cache_dir = "{cache_dir}"\n[[origin]]\npath = "{origin}"\ncache = true\n')
+    return config
+
+
+@pytest.mark.failure_mode("3.5")
+def test_a_flipped_bit_in_the_cache_is_never_served(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    config = _cached_config(tmp_path, library_copy, cache_dir)
+    first = spawn([], args=["--config", str(config)])
+    track = first.mountpoint / ALBUM / "01 Svefn-g-englar.ogg"
+    expected = track.read_bytes()
+    first.signal(15)
+    assert first.wait_exit() == 0
+    chunks = sorted((cache_dir / "chunks").rglob("*"))
+    chunk_files = [path for path in chunks if path.is_file()]
+    assert chunk_files
+    for chunk in chunk_files:  # flip one bit in every chunk
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        chunk.write_bytes(bytes(data))
+    second = spawn([], args=["--config", str(config)])
+    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "01 Svefn-g-englar.ogg") == expected
+    assert _cache(second.mountpoint)["quarantined"] >= 1
+
+
+@pytest.mark.failure_mode("2.8")
+def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    tracks = {f"big {n}.flac": os.urandom(3 * 2**20 + n) for n in range(3)}  # more than the cache disk
+    for name, data in tracks.items():
+        (origin / name).write_bytes(data)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(cache_dir)], check=True, timeout=30)
+    try:
+        daemon = spawn([], args=["--config", str(_cached_config(tmp_path, origin, cache_dir))])
+        shown = daemon.mountpoint / "Unknown Artist" / "Unknown Album"
+        for _ in range(2):
+            for name, data in tracks.items():
+                assert _read_uncached_by_the_kernel(shown / name) == data
+        cache = _cache(daemon.mountpoint)
+        assert cache["mode"] == "pass-through" or cache["evictions"] > 0
+        daemon.signal(15)
+        assert daemon.wait_exit() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(cache_dir)], check=False, timeout=30)
