@@ -161,6 +161,7 @@ class ChunkStore:
         self._uses = _Uses()
         self._counters = _Counters()
         self._pins: dict[VersionKey, int] = {}
+        self._pins_lock = threading.Lock()  # only ever held for a dict update
         self._writing: set[str] = set()  # temp file names of puts in progress
         self._records: CacheRecords | None = None
         self._used_bytes = 0
@@ -199,16 +200,24 @@ class ChunkStore:
     @contextmanager
     def reading(self, version: VersionKey) -> Iterator[None]:
         """While inside, no chunk of `version` is evicted (for open files)."""
-        with self._lock:
-            self._pins[version] = self._pins.get(version, 0) + 1
+        self.pin(version)
         try:
             yield
         finally:
-            with self._lock:
-                if self._pins[version] == 1:
-                    del self._pins[version]
-                else:
-                    self._pins[version] -= 1
+            self.unpin(version)
+
+    def pin(self, version: VersionKey) -> None:
+        """Keep the chunks of `version` from eviction until `unpin`. Never waits for the disk, so the
+        event loop may call it."""
+        with self._pins_lock:
+            self._pins[version] = self._pins.get(version, 0) + 1
+
+    def unpin(self, version: VersionKey) -> None:
+        with self._pins_lock:
+            if self._pins.get(version, 0) <= 1:
+                self._pins.pop(version, None)
+            else:
+                self._pins[version] -= 1
 
     # -- space ---------------------------------------------------------------------------------
 
@@ -499,7 +508,9 @@ class ChunkStore:
             return 0, True
         self._flush_uses(records)
         with self._lock:
-            keep = records.hashes_of([*pinned, *self._pins])
+            with self._pins_lock:
+                pinned_now = [*pinned, *self._pins]
+            keep = records.hashes_of(pinned_now)
             victims = records.least_recently_used(need.bytes, need.files, keep)
             records.drop(digest for digest, _ in victims)
             for digest, size in victims:

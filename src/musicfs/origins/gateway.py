@@ -74,17 +74,27 @@ class OriginGateway:
             fd = await self._in_thread(self.origin.open, relpath)
         except (OriginUnavailable, OriginTimeout):
             if version is not None and await self._cached(version, 0) is not None:
-                return OpenHandle(-1, version)
+                return self._pinned(OpenHandle(-1, version))
             raise
         if version is not None:
-            found = await self._in_thread(os.fstat, fd)
+            try:
+                found = await self._in_thread(os.fstat, fd)
+            except OriginError:
+                await self._in_thread(self.origin.close, fd)
+                raise
             if (found.st_size, found.st_mtime_ns, found.st_ctime_ns) != (
                 version.size,
                 version.mtime_ns,
                 version.ctime_ns,
             ):
                 version = None  # changed since the last scan: never serve cached bytes of an old version
-        return OpenHandle(fd, version)
+        return self._pinned(OpenHandle(fd, version))
+
+    def _pinned(self, handle: OpenHandle) -> OpenHandle:
+        """Chunks of open files are never evicted (unpinned in `close`)."""
+        if handle.version is not None and self.cache is not None:
+            self.cache.pin(handle.version)
+        return handle
 
     def _fail_fast_if_offline(self) -> None:
         if self.offline is not None:
@@ -105,6 +115,8 @@ class OriginGateway:
         return await self._in_thread(self.origin.read, handle.fd, size, offset)
 
     async def close(self, handle: OpenHandle) -> None:
+        if handle.version is not None and self.cache is not None:
+            self.cache.unpin(handle.version)
         if handle.fd >= 0:
             await self._in_thread(self.origin.close, handle.fd)
 
