@@ -3,10 +3,12 @@ origin gone, from verified cached chunks; a track never read gives EIO at once."
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chaos.daemon import MUSICFS
+from chaos.plan import FaultPlan, FaultRule
 from tests.process.conftest import Spawn
 
 ALBUM = Path("Sigur Rós") / "Ágætis byrjun (1999)"
@@ -59,11 +62,7 @@ def _read_uncached_by_the_kernel(path: Path) -> bytes:
 def test_a_track_played_once_plays_again_with_the_origin_gone(
     library_copy: Path, spawn: Spawn, tmp_path: Path
 ) -> None:
-    config = tmp_path / "musicfs.toml"
-    config.write_text(
-        f'cache_dir = "{tmp_path / "cache"}"\nhealth_interval = 0.2\n'
-        f'[[origin]]\npath = "{library_copy}"\ncache = true\n'
-    )
+    config = _cached_config(tmp_path, library_copy, tmp_path / "cache")
     daemon = spawn([], args=["--config", str(config)])
     album = daemon.mountpoint / ALBUM
     played = {path.name: path.read_bytes() for path in sorted(album.iterdir()) if path.suffix == ".ogg"}
@@ -89,7 +88,9 @@ def test_a_track_played_once_plays_again_with_the_origin_gone(
 
 def _cached_config(tmp_path: Path, origin: Path, cache_dir: Path) -> Path:
     config = tmp_path / "musicfs.toml"
-    config.write_text(f'cache_dir = "{cache_dir}"\n[[origin]]\npath = "{origin}"\ncache = true\n')
+    config.write_text(
+        f'cache_dir = "{cache_dir}"\nhealth_interval = 0.2\n[[origin]]\npath = "{origin}"\ncache = true\n'
+    )
     return config
 
 
@@ -136,3 +137,34 @@ def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> N
         assert daemon.wait_exit() == 0
     finally:
         subprocess.run(["umount", "-l", str(cache_dir)], check=False, timeout=30)
+
+
+@pytest.mark.failure_mode("3.5")
+def test_kill9_between_write_and_rename_leaves_a_consistent_cache(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    config = _cached_config(tmp_path, library_copy, cache_dir)
+    plan = FaultPlan([FaultRule("cache.before_rename", "pause")])
+    first = spawn([], args=["--config", str(config)], plan=plan)
+    track = first.mountpoint / ALBUM / "02 Starálfur.ogg"
+    reader = threading.Thread(target=lambda: _quietly_read(track), daemon=True)
+    reader.start()
+    first.wait_paused("cache.before_rename")
+    assert list((cache_dir / "tmp").iterdir()), "the chunk should be written, not yet renamed"
+    first.kill9()
+    reader.join(10)
+
+    second = spawn([], args=["--config", str(config)])  # unclean stop: a full check at start
+    assert "full check repaired 1" in second.log()
+    assert not list((cache_dir / "tmp").iterdir())
+    expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
+    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
+    library_copy.rename(tmp_path / "away")  # now served from the cache alone
+    _until(lambda: _status(second.mountpoint)["state"] == "offline", "the origin to go offline", second.log)
+    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
+
+
+def _quietly_read(path: Path) -> None:
+    with contextlib.suppress(OSError):  # the daemon is killed under this read: the reader gets ENOTCONN
+        path.read_bytes()
