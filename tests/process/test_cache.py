@@ -168,3 +168,25 @@ def test_kill9_between_write_and_rename_leaves_a_consistent_cache(
 def _quietly_read(path: Path) -> None:
     with contextlib.suppress(OSError):  # the daemon is killed under this read: the reader gets ENOTCONN
         path.read_bytes()
+
+
+@pytest.mark.failure_mode("6.2")
+def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    config = _cached_config(tmp_path, library_copy, cache_dir)
+    config.write_text("cache_retry = 0.3\n" + config.read_text())
+    daemon = spawn([], args=["--config", str(config)])
+    album = daemon.mountpoint / ALBUM
+    cache_dir.rename(tmp_path / "cache-away")  # the cache disk is unplugged
+    expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track1.ogg").read_bytes()
+    assert _read_uncached_by_the_kernel(album / "01 Svefn-g-englar.ogg") == expected  # no error: pass-through
+    assert _cache(daemon.mountpoint)["mode"] == "pass-through"
+    assert _status(daemon.mountpoint)["state"] == "degraded"
+
+    (tmp_path / "cache-away").rename(cache_dir)
+    time.sleep(0.4)  # past cache_retry: the next cache call tries the disk again (no timer involved)
+    _read_uncached_by_the_kernel(album / "02 Starálfur.ogg")
+    _until(lambda: _cache(daemon.mountpoint)["mode"] == "ok", "the cache to be used again", daemon.log)
+    assert _status(daemon.mountpoint)["state"] == "ready"

@@ -50,6 +50,7 @@ class Config:
         origin_wait: seconds a mount waits at start for origins that are not there yet.
         cache_dir: where cached chunks of origin files are kept (origins with caching on).
         cache_max_mb: the most the cache may hold, in MiB.
+        cache_retry: seconds between attempts to use a cache disk that failed (full, gone, read-only).
         log_level: one of LOG_LEVELS.
     """
 
@@ -67,6 +68,7 @@ class Config:
     origin_wait: float = 30.0
     cache_dir: Path = Path("/var/cache/musicfs")
     cache_max_mb: int = 4096
+    cache_retry: float = 30.0
     log_level: str = "INFO"
 
 
@@ -85,6 +87,7 @@ _TOP_KEYS = {
     "origin_wait": (int, float),
     "cache_dir": str,
     "cache_max_mb": int,
+    "cache_retry": (int, float),
     "log_level": str,
 }
 _ORIGIN_KEYS = {"path": str, "priority": int, "cache": bool}
@@ -170,6 +173,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         "poll_interval": 300.0,
         "health_interval": 10.0,
         "origin_wait": 30.0,
+        "cache_retry": 30.0,
     }
     timeouts = {key: float(merged.get(key, default)) for key, default in defaults.items()}
     for key, value in timeouts.items():
@@ -190,6 +194,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         poll_interval=timeouts["poll_interval"],
         health_interval=timeouts["health_interval"],
         origin_wait=timeouts["origin_wait"],
+        cache_retry=timeouts["cache_retry"],
         cache_dir=_absolute(Path(merged.get("cache_dir") or default_cache_dir())),
         cache_max_mb=_positive(merged.get("cache_max_mb", 4096), "cache_max_mb"),
         log_level=level,
