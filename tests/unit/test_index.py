@@ -162,3 +162,21 @@ def _files(library: Library) -> list[tuple[int, object]]:
             else:
                 found.append((child.inode, child))
     return found
+
+
+@pytest.mark.failure_mode("2.4")
+def test_index_failing_quick_check_after_a_crash_is_set_aside(library_copy: Path, tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    index = Index(path)
+    scan_origin(index, _origin(index, library_copy))
+    index.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * 4096
+    for page in range(1, len(data) // 4096):  # damage every b-tree page header, keep the file header
+        for offset in range(page * 4096, page * 4096 + 12):
+            data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+    reopened = Index(path, quick_check=True)
+    assert reopened.stored_files(reopened.origin_id(os.fsencode(library_copy))) == {}  # rebuilt, empty
+    reopened.close()
+    assert list(tmp_path.glob("index.sqlite.old-*"))

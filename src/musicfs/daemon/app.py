@@ -34,6 +34,7 @@ from musicfs.origins.local import LocalOrigin
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite"
+RUNNING_MARKER = "running"  # present while an instance runs: found at start = the last run crashed
 QUIESCE_TIMEOUT = 5.0
 
 
@@ -54,9 +55,15 @@ def open_instance(config: Config, steps: StepLog | None = None) -> Iterator[Libr
         lock = InstanceLock(config.state_dir)
         lock.acquire()
         stack.callback(_timed, steps, "instance lock released", lock.release)
+        marker = config.state_dir / RUNNING_MARKER
+        unclean = marker.exists()
+        if unclean:
+            log.warning("the last run did not stop cleanly; checking the index before using it")
+        marker.touch()
+        stack.callback(_timed, steps, "clean-stop marker removed", marker.unlink, True)
         if config.mountpoint is not None:
             check_mountpoint(config)
-        index = Index(config.state_dir / INDEX_NAME)
+        index = Index(config.state_dir / INDEX_NAME, quick_check=unclean)
         stack.callback(_timed, steps, "index checkpointed and closed", index.close)
         check_origins(config, lambda path: index.count_files(index.origin_id(os.fsencode(path))) > 0)
         if config.mountpoint is not None:

@@ -83,8 +83,8 @@ class ViewFile:
 class Index:
     """The index database of one state directory."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = open_database(path)
+    def __init__(self, path: Path, *, quick_check: bool = False) -> None:
+        self._db = open_database(path, quick_check=quick_check)
         self._lock = threading.Lock()
 
     def close(self) -> None:
