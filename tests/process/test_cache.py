@@ -190,3 +190,19 @@ def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     _read_uncached_by_the_kernel(album / "02 Starálfur.ogg")
     _until(lambda: _cache(daemon.mountpoint)["mode"] == "ok", "the cache to be used again", daemon.log)
     assert _status(daemon.mountpoint)["state"] == "ready"
+
+
+def test_a_track_read_in_part_is_cached_whole_in_the_background(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    big = library_copy / "big live set.flac"
+    expected = os.urandom(5 * 2**20 + 123)  # six chunks
+    big.write_bytes(expected)
+    daemon = spawn([], args=["--config", str(_cached_config(tmp_path, library_copy, tmp_path / "cache"))])
+    shown = daemon.mountpoint / "Unknown Artist" / "Unknown Album" / "big live set.flac"
+    with open(shown, "rb") as handle:
+        assert handle.read(1000) == expected[:1000]  # a player that stopped after the first second
+    _until(lambda: _cache(daemon.mountpoint)["chunks"] >= 6, "the whole track to be cached", daemon.log)
+    library_copy.rename(tmp_path / "away")
+    _until(lambda: _status(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log)
+    assert _read_uncached_by_the_kernel(shown) == expected

@@ -2,9 +2,11 @@
 
 Owns: the choice per origin (its `cache` setting; by default on for network and FUSE filesystems,
 where reads are slow and the origin may go away, off for local disks), opening the chunk store with
-its start-up check (quick, or a full verification after an unclean stop), and closing it.
-Concurrency: runs on the main thread before the event loop starts; the filesystem-type probe has a
-deadline, since it may touch a dead NAS.
+its start-up check (quick, or a full verification after an unclean stop), and the background
+filling of whole tracks after their first read.
+Concurrency: the choice and the opening run on the main thread before the event loop starts (the
+filesystem-type probe has a deadline, since it may touch a dead NAS); `fill_tracks` is a supervised
+trio task that reads through the gateways, one track at a time.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+
+import trio
 
 from musicfs.cache.store import ChunkStore, Watermarks
 from musicfs.core.config import Config
+from musicfs.core.errors import OriginError
+from musicfs.core.types import VersionKey
 from musicfs.library import Library
+from musicfs.origins.gateway import OriginGateway
 from musicfs.origins.watch import needs_polling
 
 log = logging.getLogger(__name__)
@@ -68,3 +76,23 @@ def open_cache(config: Config) -> ChunkStore:
         report.repairs,
     )
     return store
+
+
+FILL_QUEUE = 256
+
+
+async def fill_tracks(
+    gateways: Mapping[int, OriginGateway], requests: trio.MemoryReceiveChannel[VersionKey]
+) -> None:
+    """Cache whole tracks after their first read (a supervised task): a track played once plays
+    again with its origin gone. One track at a time, so playback reads keep the bandwidth."""
+    async for version in requests:
+        gateway = gateways[version.origin_id]
+        if gateway.offline is not None:
+            continue
+        try:
+            read = await gateway.fill(version)
+        except OriginError as exc:
+            log.info("could not cache %s whole: %s", os.fsdecode(version.relpath), exc)
+            continue
+        log.debug("cached %s whole (%d chunks read)", os.fsdecode(version.relpath), read)

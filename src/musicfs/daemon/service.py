@@ -31,7 +31,9 @@ import trio
 
 from musicfs.cache.store import ChunkStore
 from musicfs.core import faults
+from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
+from musicfs.daemon.caching import FILL_QUEUE, fill_tracks
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
@@ -52,7 +54,7 @@ READY_TIMEOUT = 30.0
 READ_AHEAD_KB = 1024
 RESOURCE_CHECK_EVERY = 60.0
 # Background tasks stop in this order at shutdown: first what starts new work, the watchdog last.
-STOP_ORDER = ("watch:*", "poll", "health", "rescans", "resources", "control", "watchdog")
+STOP_ORDER = ("watch:*", "poll", "cache-fill", "health", "rescans", "resources", "control", "watchdog")
 TASK_STOP_TIMEOUT = 2.0
 
 
@@ -203,6 +205,11 @@ class Service:
         for origin in self.library.origins:
             watch = partial(watch_origin, origin, self.rescans.request, self.options.health_interval)
             supervise(nursery, f"watch:{os.fsdecode(origin.root)}", watch, critical=False)
+        if self.cache is not None:
+            send, receive = trio.open_memory_channel[VersionKey](FILL_QUEUE)
+            for gateway in self.gateways.values():
+                gateway.fill_requests = send
+            supervise(nursery, "cache-fill", partial(fill_tracks, self.gateways, receive), critical=False)
         if self.options.poll_interval > 0:
             supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
         interval = ping_interval()

@@ -23,6 +23,7 @@ returns, so a dead NAS cannot exhaust the process's threads.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -64,6 +65,8 @@ class OriginGateway:
         self.cache_reads = 0
         self.timeouts = 0
         self.offline: str | None = None  # set by the health checks: why the origin is unreachable
+        self.fill_requests: trio.MemorySendChannel[VersionKey] | None = None  # set by the daemon
+        self._fill_asked: set[VersionKey] = set()
 
     async def open(self, relpath: bytes, version: VersionKey | None = None) -> OpenHandle:
         """Open a file. With a cache and the `version` the tree shows, reads may come from the cache,
@@ -149,8 +152,32 @@ class OriginGateway:
             chunk = await self._in_thread(self.origin.read, handle.fd, length, index * self.cache.chunk_size)
             if len(chunk) == length:
                 await self._in_cache_thread(self.cache.put, version, index, chunk)
+            self._ask_fill(version)
         handle.last_chunk = (index, chunk)
         return chunk
+
+    def _ask_fill(self, version: VersionKey) -> None:
+        """A track that was read from the origin gets cached whole, in the background, once."""
+        if self.fill_requests is None or version in self._fill_asked:
+            return
+        self._fill_asked.add(version)
+        with contextlib.suppress(trio.WouldBlock):  # the queue is full: it gets cached as it is read
+            self.fill_requests.send_nowait(version)
+
+    async def fill(self, version: VersionKey) -> int:
+        """Cache every chunk of `version` not cached yet; returns how many were read from the origin."""
+        assert self.cache is not None
+        handle = await self.open(version.relpath, version)
+        try:
+            if handle.version is None:
+                return 0  # the file changed since the last scan: the next rescan brings the new version
+            before = self.thread_reads
+            for index in range(-(-version.size // self.cache.chunk_size)):
+                await self._chunk(handle, version, index)
+                handle.last_chunk = None  # do not hold a chunk per track while filling
+            return self.thread_reads - before
+        finally:
+            await self.close(handle)
 
     async def _cached(self, version: VersionKey, index: int) -> bytes | None:
         assert self.cache is not None
