@@ -234,6 +234,17 @@ def test_a_full_check_quarantines_a_bit_flip(tmp_path: Path) -> None:
     store.close()
 
 
+def test_scrub_quarantines_a_bit_flip_found_at_random(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    assert store.put(_version(), 0, _chunk(0))
+    assert store.put(_version(), 1, _chunk(1))
+    _flip_a_bit(_chunk_files(tmp_path)[0])
+    assert store.scrub(10) == (2, 1)  # every chunk is in a sample of 10
+    assert store.usage().chunks == 1 and store.usage().quarantined == 1
+    assert store.scrub(10) == (1, 0)
+    store.close()
+
+
 def test_after_an_unclean_shutdown_every_read_is_verified(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))

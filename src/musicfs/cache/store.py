@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -521,6 +522,24 @@ class ChunkStore:
         return len(victims), room
 
     # -- internals: check ------------------------------------------------------------------------
+
+    def scrub(self, count: int) -> tuple[int, int]:
+        """Verify up to `count` chunks chosen at random, outside the store lock (a background scrub);
+        quarantine the bad ones. Returns (verified, quarantined)."""
+        sizes = self._guarded(lambda records: records.chunk_sizes(), None)
+        if not sizes:
+            return 0, 0
+        verified = bad = 0
+        for digest in random.sample(sorted(sizes), min(count, len(sizes))):
+            path = self._path(digest)
+            if not path.exists():
+                continue  # evicted meanwhile
+            verified += 1
+            if not _intact(path, digest, sizes[digest]):
+                bad += 1
+                with self._lock:
+                    self._guarded(partial(self._quarantine_chunk, digest=digest), None)
+        return verified, bad
 
     def _check(self, records: CacheRecords, report: CheckReport, full: bool) -> None:
         """The steps of `check` (called under the lock)."""

@@ -96,3 +96,19 @@ async def fill_tracks(
             log.info("could not cache %s whole: %s", os.fsdecode(version.relpath), exc)
             continue
         log.debug("cached %s whole (%d chunks read)", os.fsdecode(version.relpath), read)
+
+
+SCRUB_EVERY = 60.0
+SCRUB_CHUNKS = 16  # 16 MiB a minute: a rate that never competes with playback
+
+
+async def scrub(store: ChunkStore) -> None:
+    """Verify a few cached chunks now and then (a supervised task); a bad one is quarantined and
+    read again from the origin when next needed."""
+    while True:
+        await trio.sleep(SCRUB_EVERY)
+        verified, bad = await trio.to_thread.run_sync(store.scrub, SCRUB_CHUNKS, abandon_on_cancel=True)
+        if bad:
+            log.warning(
+                "cache scrub: %d of %d chunks failed verification and were quarantined", bad, verified
+            )

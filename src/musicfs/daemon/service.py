@@ -33,7 +33,7 @@ from musicfs.cache.store import ChunkStore
 from musicfs.core import faults
 from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
-from musicfs.daemon.caching import FILL_QUEUE, fill_tracks
+from musicfs.daemon.caching import FILL_QUEUE, fill_tracks, scrub
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
@@ -54,7 +54,17 @@ READY_TIMEOUT = 30.0
 READ_AHEAD_KB = 1024
 RESOURCE_CHECK_EVERY = 60.0
 # Background tasks stop in this order at shutdown: first what starts new work, the watchdog last.
-STOP_ORDER = ("watch:*", "poll", "cache-fill", "health", "rescans", "resources", "control", "watchdog")
+STOP_ORDER = (
+    "watch:*",
+    "poll",
+    "cache-fill",
+    "cache-scrub",
+    "health",
+    "rescans",
+    "resources",
+    "control",
+    "watchdog",
+)
 TASK_STOP_TIMEOUT = 2.0
 
 
@@ -210,6 +220,7 @@ class Service:
             for gateway in self.gateways.values():
                 gateway.fill_requests = send
             supervise(nursery, "cache-fill", partial(fill_tracks, self.gateways, receive), critical=False)
+            supervise(nursery, "cache-scrub", partial(scrub, self.cache), critical=False)
         if self.options.poll_interval > 0:
             supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
         interval = ping_interval()
