@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="build or refresh the index without mounting")
     _library_arguments(scan)
 
+    check = commands.add_parser("fsck", help="check the index and the cache of a stopped MusicFS")
+    check.add_argument("--config", type=Path, metavar="FILE", help="a TOML config file")
+    check.add_argument("--state-dir", metavar="DIR", help="where the index and lock live")
+    check.add_argument("--cache-dir", metavar="DIR", help="the cache to check")
+    check.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    check.add_argument("--full", action="store_true", help="verify everything, not a sample")
+    check.add_argument("--repair", action="store_true", help="set a damaged index aside to be rebuilt")
+
     tree = commands.add_parser("tree", help="print the layout the mount would show, without mounting")
     _library_arguments(tree, with_state=False)
 
@@ -133,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("status", "rescan", "shutdown", "metrics"):
         return _control(args)
+    if args.command == "fsck":
+        return _fsck(args)
     if args.command == "unmount":
         from musicfs.daemon.unmount import unmount
 
@@ -153,6 +163,19 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "tree":
         _print_tree(config)
     return 0
+
+
+def _fsck(args: argparse.Namespace) -> int:
+    from musicfs.core.config import absolute, default_cache_dir, default_state_dir
+    from musicfs.daemon.fsck import fsck
+
+    values = read_config_file(args.config) if args.config else {}
+    state_dir = absolute(Path(args.state_dir or values.get("state_dir") or default_state_dir()))
+    cache_dir = absolute(Path(args.cache_dir or values.get("cache_dir") or default_cache_dir()))
+    checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair)
+    print("\n".join(checked.lines))
+    print("no problems found" if checked.problems == 0 else f"{checked.problems} problem(s) found")
+    return 1 if checked.problems else 0
 
 
 def _control(args: argparse.Namespace) -> int:

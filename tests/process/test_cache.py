@@ -206,3 +206,27 @@ def test_a_track_read_in_part_is_cached_whole_in_the_background(
     library_copy.rename(tmp_path / "away")
     _until(lambda: _status(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log)
     assert _read_uncached_by_the_kernel(shown) == expected
+
+
+@pytest.mark.failure_mode("2.4")
+def test_fsck_finds_and_repairs_and_refuses_a_running_instance(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    daemon = spawn([], args=["--config", str(_cached_config(tmp_path, library_copy, cache_dir))])
+    (daemon.mountpoint / ALBUM / "03 Viðrar vel til loftárása.ogg").read_bytes()
+    args = ["fsck", "--state-dir", str(tmp_path / "state"), "--cache-dir", str(cache_dir), "--full"]
+    busy = subprocess.run([MUSICFS, *args], capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 6 and f"pid {daemon.pid}" in busy.stderr
+    daemon.signal(15)
+    assert daemon.wait_exit() == 0
+    chunk = next(path for path in (cache_dir / "chunks").rglob("*") if path.is_file())
+    data = bytearray(chunk.read_bytes())
+    data[0] ^= 1
+    chunk.write_bytes(bytes(data))
+    found = subprocess.run([MUSICFS, *args], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "index" in found.stdout and "integrity_check ok" in found.stdout
+    assert "1 corrupt quarantined" in found.stdout
+    clean = subprocess.run([MUSICFS, *args], capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0 and "no problems found" in clean.stdout

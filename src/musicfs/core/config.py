@@ -183,9 +183,9 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
     mountpoint = merged.get("mountpoint")
     return Config(
         origins=origins,
-        state_dir=_absolute(Path(merged.get("state_dir") or default_state_dir())),
+        state_dir=absolute(Path(merged.get("state_dir") or default_state_dir())),
         template=str(merged.get("template", DEFAULT_TEMPLATE)),
-        mountpoint=_absolute(Path(mountpoint)) if mountpoint else None,
+        mountpoint=absolute(Path(mountpoint)) if mountpoint else None,
         allow_other=bool(merged.get("allow_other", False)),
         auto_unmount=bool(merged.get("auto_unmount", False)),
         read_timeout=timeouts["read_timeout"],
@@ -195,7 +195,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         health_interval=timeouts["health_interval"],
         origin_wait=timeouts["origin_wait"],
         cache_retry=timeouts["cache_retry"],
-        cache_dir=_absolute(Path(merged.get("cache_dir") or default_cache_dir())),
+        cache_dir=absolute(Path(merged.get("cache_dir") or default_cache_dir())),
         cache_max_mb=_positive(merged.get("cache_max_mb", 4096), "cache_max_mb"),
         log_level=level,
     )
@@ -216,7 +216,7 @@ def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
             path, priority, cache = str(item), position, None
         if not path:
             raise ConfigError("an origin path is empty")
-        origins.append(OriginConfig(path=_absolute(Path(path)), priority=priority, cache=cache))
+        origins.append(OriginConfig(path=absolute(Path(path)), priority=priority, cache=cache))
     seen: set[Path] = set()
     for origin in origins:
         if origin.path in seen:
@@ -225,5 +225,5 @@ def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
     return tuple(sorted(origins, key=lambda o: o.priority))
 
 
-def _absolute(path: Path) -> Path:
+def absolute(path: Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(path)))

@@ -27,13 +27,13 @@ from musicfs.daemon.preflight import check_mountpoint, check_origins, prepare_st
 from musicfs.daemon.progress import ScanProgress
 from musicfs.daemon.service import MountOptions, Service
 from musicfs.index.scanner import ScanReport
+from musicfs.index.schema import INDEX_NAME
 from musicfs.index.store import Index
 from musicfs.library import Library
 from musicfs.origins.local import LocalOrigin
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "index.sqlite"
 RUNNING_MARKER = "running"  # present while an instance runs: found at start = the last run crashed
 QUIESCE_TIMEOUT = 5.0
 
