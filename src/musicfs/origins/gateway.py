@@ -27,7 +27,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import trio
@@ -39,6 +39,14 @@ from musicfs.origins.local import LocalOrigin
 
 T = TypeVar("T")
 THREADS_PER_ORIGIN = 16
+
+
+@dataclass(slots=True)
+class _Loading:
+    """A chunk being loaded; readers of the same chunk wait for it instead of loading it again."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    chunk: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +75,7 @@ class OriginGateway:
         self.offline: str | None = None  # set by the health checks: why the origin is unreachable
         self.fill_requests: trio.MemorySendChannel[VersionKey] | None = None  # set by the daemon
         self._fill_asked: set[VersionKey] = set()
+        self._loading: dict[tuple[VersionKey, int], _Loading] = {}
 
     async def open(self, relpath: bytes, version: VersionKey | None = None) -> OpenHandle:
         """Open a file. With a cache and the `version` the tree shows, reads may come from the cache,
@@ -137,8 +146,30 @@ class OriginGateway:
         return b"".join(parts)
 
     async def _chunk(self, handle: OpenHandle, version: VersionKey, index: int) -> bytes:
+        """One chunk, from the handle's memo, a load already under way, the cache or the origin.
+
+        The kernel's read-ahead asks for several parts of one chunk at once: they share one load.
+        """
         if handle.last_chunk is not None and handle.last_chunk[0] == index:
             return handle.last_chunk[1]
+        key = (version, index)
+        under_way = self._loading.get(key)
+        if under_way is not None:
+            await under_way.done.wait()
+            if under_way.chunk is not None:
+                handle.last_chunk = (index, under_way.chunk)
+                return under_way.chunk
+        loading = self._loading[key] = _Loading()
+        try:
+            loading.chunk = await self._load_chunk(handle, version, index)
+        finally:
+            loading.done.set()
+            if self._loading.get(key) is loading:
+                del self._loading[key]
+        handle.last_chunk = (index, loading.chunk)
+        return loading.chunk
+
+    async def _load_chunk(self, handle: OpenHandle, version: VersionKey, index: int) -> bytes:
         chunk = await self._cached(version, index)
         if chunk is not None:
             self.cache_reads += 1
@@ -153,7 +184,6 @@ class OriginGateway:
             if len(chunk) == length:
                 await self._in_cache_thread(self.cache.put, version, index, chunk)
             self._ask_fill(version)
-        handle.last_chunk = (index, chunk)
         return chunk
 
     def _ask_fill(self, version: VersionKey) -> None:
