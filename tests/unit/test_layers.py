@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "musicfs"
 RANKS = {
     "core": 0,
     "tags": 1,
+    "sqlite": 1,
     "demo": 2,
     "origins": 2,
     "index": 3,

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from musicfs.core.types import VersionKey
+from musicfs.sqlite import connect, set_aside, transaction
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,8 @@ class CacheRecords:
             finally:
                 self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock)
 
     def lookup(self, version: VersionKey, chunk_index: int) -> tuple[str, int] | None:
         """The hash and size of the chunk recorded for this part, if any."""
@@ -205,7 +197,7 @@ class CacheRecords:
                 ok = False
             if not ok:
                 self._db.close()
-                _set_aside(self.path, "PRAGMA quick_check failed")
+                set_aside(self.path, "cache database", "PRAGMA quick_check failed")
                 self.set_aside = True
                 self._db = self._open_current()
         return ok
@@ -216,12 +208,12 @@ class CacheRecords:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise  # cannot open or write at all (missing folder, read-only disk): not corrupt
-            _set_aside(self.path, f"it cannot be read ({exc})")
+            set_aside(self.path, "cache database", f"it cannot be read ({exc})")
             self.set_aside = True
             return self._open_current()
 
     def _open_current(self) -> sqlite3.Connection:
-        connection = _connect(self.path)
+        connection = connect(self.path)
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             chunk_size = (
@@ -233,9 +225,9 @@ class CacheRecords:
                 return connection
             if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0:
                 connection.close()
-                _set_aside(self.path, f"it has schema {version} or another chunk size")
+                set_aside(self.path, "cache database", f"it has schema {version} or another chunk size")
                 self.set_aside = True
-                connection = _connect(self.path)
+                connection = connect(self.path)
             with connection:
                 connection.executescript(_DDL)
                 connection.execute("INSERT INTO meta VALUES ('chunk_size', ?)", (str(self._chunk_size),))
@@ -261,25 +253,3 @@ def _link(db: sqlite3.Connection, version: VersionKey, chunk_index: int, digest:
 
 def _drop_empty_versions(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM parts WHERE version_id = versions.id)")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("PRAGMA foreign_keys = ON")
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _set_aside(path: Path, why: str) -> None:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    log.warning("cache database %s set aside and started afresh: %s", path, why)
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{path}{suffix}")
-        if source.exists():
-            source.rename(Path(f"{path}.old-{stamp}{suffix}"))

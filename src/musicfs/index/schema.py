@@ -13,6 +13,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from musicfs.sqlite import connect, set_aside
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -56,7 +58,7 @@ def open_database(path: Path, *, quick_check: bool = False) -> sqlite3.Connectio
             _quick_check(connection)
         return connection
     except sqlite3.DatabaseError as exc:
-        _set_aside(path, f"it cannot be read ({exc})")
+        set_aside(path, "index", f"it cannot be read ({exc})")
         return _open_current(path)
 
 
@@ -70,35 +72,17 @@ def _quick_check(connection: sqlite3.Connection) -> None:
 
 
 def _open_current(path: Path) -> sqlite3.Connection:
-    connection = _connect(path)
+    connection = connect(path)
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return connection
     has_tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
     if has_tables:
         connection.close()
-        _set_aside(path, f"it has schema version {version}, this MusicFS uses {SCHEMA_VERSION}")
-        connection = _connect(path)
+        set_aside(path, "index", f"it has schema version {version}, this MusicFS uses {SCHEMA_VERSION}")
+        connection = connect(path)
     with connection:
         connection.executescript(_DDL)
         connection.execute("INSERT INTO meta VALUES ('next_inode', ?)", (str(FIRST_INODE),))
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return connection
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    return connection
-
-
-def _set_aside(path: Path, why: str) -> None:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    log.warning("index %s set aside and rebuilt from the origins: %s", path, why)
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{path}{suffix}")
-        if source.exists():
-            source.rename(Path(f"{path}.old-{stamp}{suffix}"))

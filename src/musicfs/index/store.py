@@ -13,13 +13,14 @@ import dataclasses
 import operator
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from musicfs.core.types import TagSet
 from musicfs.index.schema import open_database
+from musicfs.sqlite import transaction
 
 _TAG_COLUMNS = tuple(field.name for field in dataclasses.fields(TagSet))
 _VERSION_COLUMNS = ("size", "mtime_ns", "ctime_ns", "dev", "ino")
@@ -95,16 +96,8 @@ class Index:
             finally:
                 self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock)
 
     def origin_id(self, path: bytes) -> int:
         """The id of the origin at `path`, registering it on first sight."""
