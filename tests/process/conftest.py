@@ -5,14 +5,18 @@ A test here that cannot get FUSE fails (it never skips): CI must prove real moun
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chaos.daemon import DaemonProcess
+from chaos.daemon import MUSICFS, DaemonProcess
 from chaos.plan import FaultPlan
 
 Spawn = Callable[..., DaemonProcess]
@@ -65,3 +69,30 @@ def assert_clean_log(daemon: DaemonProcess) -> None:
     """The daemon logged no ERROR and no traceback."""
     text = daemon.log()
     assert " ERROR " not in text and "Traceback" not in text, text
+
+
+def musicfs(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `musicfs` command as a user would, without a terminal."""
+    return subprocess.run(
+        [MUSICFS, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def status_of(mountpoint: Path) -> dict[str, Any]:
+    """`musicfs status MOUNTPOINT` as JSON (it prints JSON when not on a terminal)."""
+    done = musicfs("status", str(mountpoint), timeout=30)
+    assert done.returncode == 0, done.stderr
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 20
+) -> float:
+    """Poll `condition` until it holds (returns the seconds it took); fail with the daemon's log."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; daemon log:\n{log()}")

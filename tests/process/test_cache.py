@@ -5,44 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from chaos.daemon import MUSICFS
+from chaos.daemon import MUSICFS, DaemonProcess
 from chaos.plan import FaultPlan, FaultRule
-from tests.process.conftest import Spawn
+from tests.process.conftest import Spawn, status_of, wait_until
 
 ALBUM = Path("Sigur Rós") / "Ágætis byrjun (1999)"
 NEVER_READ = Path("Björk") / "Homogenic (1997)" / "03 Unravel.flac"
 
 
-def _status(mountpoint: Path) -> dict[str, object]:
-    done = subprocess.run([MUSICFS, "status", str(mountpoint)], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    status: dict[str, object] = json.loads(done.stdout)
-    return status
+def _state(daemon: DaemonProcess) -> str:
+    return str(status_of(daemon.mountpoint)["state"])
 
 
 def _cache(mountpoint: Path) -> dict[str, int]:
-    cache = _status(mountpoint)["cache"]
+    cache = status_of(mountpoint)["cache"]
     assert isinstance(cache, dict)
     return cache
-
-
-def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}:\n{log()}")
 
 
 def _read_uncached_by_the_kernel(path: Path) -> bytes:
@@ -69,7 +55,9 @@ def test_a_track_played_once_plays_again_with_the_origin_gone(
     assert len(played) == 3 and _cache(daemon.mountpoint)["chunks"] >= 3
 
     library_copy.rename(tmp_path / "nas-away")
-    _until(lambda: _status(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log)
+    wait_until(
+        lambda: status_of(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log
+    )
     hits_before = _cache(daemon.mountpoint)["hits"]
     for name, expected in played.items():
         assert _read_uncached_by_the_kernel(album / name) == expected
@@ -161,7 +149,9 @@ def test_kill9_between_write_and_rename_leaves_a_consistent_cache(
     expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
     assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
     library_copy.rename(tmp_path / "away")  # now served from the cache alone
-    _until(lambda: _status(second.mountpoint)["state"] == "offline", "the origin to go offline", second.log)
+    wait_until(
+        lambda: status_of(second.mountpoint)["state"] == "offline", "the origin to go offline", second.log
+    )
     assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
 
 
@@ -183,13 +173,13 @@ def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track1.ogg").read_bytes()
     assert _read_uncached_by_the_kernel(album / "01 Svefn-g-englar.ogg") == expected  # no error: pass-through
     assert _cache(daemon.mountpoint)["mode"] == "pass-through"
-    assert _status(daemon.mountpoint)["state"] == "degraded"
+    assert status_of(daemon.mountpoint)["state"] == "degraded"
 
     (tmp_path / "cache-away").rename(cache_dir)
     time.sleep(0.4)  # past cache_retry: the next cache call tries the disk again (no timer involved)
     _read_uncached_by_the_kernel(album / "02 Starálfur.ogg")
-    _until(lambda: _cache(daemon.mountpoint)["mode"] == "ok", "the cache to be used again", daemon.log)
-    assert _status(daemon.mountpoint)["state"] == "ready"
+    wait_until(lambda: _cache(daemon.mountpoint)["mode"] == "ok", "the cache to be used again", daemon.log)
+    assert status_of(daemon.mountpoint)["state"] == "ready"
 
 
 def test_a_track_read_in_part_is_cached_whole_in_the_background(
@@ -202,9 +192,11 @@ def test_a_track_read_in_part_is_cached_whole_in_the_background(
     shown = daemon.mountpoint / "Unknown Artist" / "Unknown Album" / "big live set.flac"
     with open(shown, "rb") as handle:
         assert handle.read(1000) == expected[:1000]  # a player that stopped after the first second
-    _until(lambda: _cache(daemon.mountpoint)["chunks"] >= 6, "the whole track to be cached", daemon.log)
+    wait_until(lambda: _cache(daemon.mountpoint)["chunks"] >= 6, "the whole track to be cached", daemon.log)
     library_copy.rename(tmp_path / "away")
-    _until(lambda: _status(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log)
+    wait_until(
+        lambda: status_of(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log
+    )
     assert _read_uncached_by_the_kernel(shown) == expected
 
 

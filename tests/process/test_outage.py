@@ -4,34 +4,16 @@ its files fail fast with EIO, status says offline, and everything works again wi
 from __future__ import annotations
 
 import errno
-import json
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chaos.daemon import MUSICFS
-from tests.process.conftest import Spawn
+from tests.process.conftest import Spawn, status_of, wait_until
 
 TRACK = Path("Sigur Rós") / "Ágætis byrjun (1999)" / "02 Starálfur.ogg"
-
-
-def _status(mountpoint: Path) -> dict[str, object]:
-    done = subprocess.run([MUSICFS, "status", str(mountpoint)], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
-
-
-def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log()}")
 
 
 @pytest.mark.failure_mode("origin-vanished")
@@ -45,7 +27,7 @@ def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path
 
     away = tmp_path / "away"
     library_copy.rename(away)
-    _until(lambda: _status(mnt)["state"] == "offline", "the origin to be reported offline", daemon.log)
+    wait_until(lambda: status_of(mnt)["state"] == "offline", "the origin to be reported offline", daemon.log)
     assert sorted(p.name for p in (mnt / "Sigur Rós").iterdir()) == names_before  # the view is kept
     started = time.monotonic()
     with pytest.raises(OSError) as error:
@@ -55,8 +37,10 @@ def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path
     assert "is offline" in daemon.log()
 
     away.rename(library_copy)
-    _until(lambda: _status(mnt)["state"] == "ready", "the origin to be back", daemon.log)
-    _until(lambda: "rescan (origin back) finished" in daemon.log(), "the rescan after the return", daemon.log)
+    wait_until(lambda: status_of(mnt)["state"] == "ready", "the origin to be back", daemon.log)
+    wait_until(
+        lambda: "rescan (origin back) finished" in daemon.log(), "the rescan after the return", daemon.log
+    )
     assert (mnt / TRACK).read_bytes() == (
         library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg"
     ).read_bytes()
@@ -76,10 +60,10 @@ def test_known_origin_missing_at_start_is_served_offline_then_recovers(
     library_copy.rename(away)  # the NAS is not mounted at the next boot
     second = spawn([library_copy], args=["--config", str(config)])
     assert "did not appear within 0.5 s; serving it offline" in second.log()
-    assert _status(second.mountpoint)["state"] == "offline"
+    assert status_of(second.mountpoint)["state"] == "offline"
     assert (second.mountpoint / "Sigur Rós").is_dir()
     away.rename(library_copy)
-    _until(lambda: _status(second.mountpoint)["state"] == "ready", "the origin to appear", second.log)
+    wait_until(lambda: status_of(second.mountpoint)["state"] == "ready", "the origin to appear", second.log)
     assert (second.mountpoint / TRACK).read_bytes()
 
 

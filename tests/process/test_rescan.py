@@ -14,7 +14,7 @@ from pathlib import Path
 import mutagen
 import pytest
 
-from tests.process.conftest import Spawn, assert_clean_log
+from tests.process.conftest import Spawn, assert_clean_log, wait_until
 
 
 def _rescanned(daemon_log: Callable[[], str]) -> None:
@@ -56,18 +56,9 @@ def test_sighup_rescan_shows_changes_without_remount(library_copy: Path, spawn: 
     assert_clean_log(daemon)
 
 
-def _until(condition: Callable[[], bool], what: str, log: Callable[[], str], timeout: float = 15) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}:\n{log()}")
-
-
 def test_changes_appear_by_themselves_without_remount(library_copy: Path, spawn: Spawn) -> None:
     daemon = spawn([library_copy])
-    _until(lambda: "watching " in daemon.log(), "the watcher to start", daemon.log)
+    wait_until(lambda: "watching " in daemon.log(), "the watcher to start", daemon.log)
     mnt = daemon.mountpoint
     album = library_copy / "Music" / "Sigur Rós" / "Ágætis byrjun"
     new_album = library_copy / "Incoming" / "new album"
@@ -83,13 +74,13 @@ def test_changes_appear_by_themselves_without_remount(library_copy: Path, spawn:
         )
         tags.save()
     shown = mnt / "Sigur Rós" / "Fresh"
-    took = _until(lambda: shown.is_dir() and len(list(shown.iterdir())) == 5, "the new album", daemon.log)
+    took = wait_until(lambda: shown.is_dir() and len(list(shown.iterdir())) == 5, "the new album", daemon.log)
     (library_copy / "old_stuff" / "winamp" / "bjork - human behaviour.mp3").unlink()
-    _until(lambda: not (mnt / "Björk" / "Debut (1993)").exists(), "the removal", daemon.log)
+    wait_until(lambda: not (mnt / "Björk" / "Debut (1993)").exists(), "the removal", daemon.log)
     retag = mutagen.File(album / "track2.ogg")
     retag["title"] = "Retitled"
     retag.save()
-    _until(
+    wait_until(
         lambda: (mnt / "Sigur Rós" / "Ágætis byrjun (1999)" / "02 Retitled.ogg").exists(),
         "the retag",
         daemon.log,

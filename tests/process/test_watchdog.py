@@ -5,17 +5,14 @@ ends as a failed task shown by `musicfs status`, and the pings stop; a stalled e
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from chaos.daemon import MUSICFS
 from chaos.notify import FakeNotifySocket
 from chaos.plan import FaultPlan, FaultRule
-from tests.process.conftest import Spawn
+from tests.process.conftest import Spawn, status_of
 
 WATCHDOG_USEC = 200_000  # pings every 0.1 s
 
@@ -32,13 +29,6 @@ def _wait_pings(notify: FakeNotifySocket, count: int, timeout: float = 20) -> li
             return pings
         time.sleep(0.02)
     raise AssertionError(f"only {len(_pings(notify))} of {count} WATCHDOG=1 within {timeout} s")
-
-
-def _status(mountpoint: Path) -> dict[str, object]:
-    done = subprocess.run([MUSICFS, "status", str(mountpoint)], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    status: dict[str, object] = json.loads(done.stdout)
-    return status
 
 
 def _task(status: dict[str, object], name: str) -> dict[str, object]:
@@ -68,13 +58,13 @@ def test_restarted_task_keeps_serving_and_a_crash_loop_stops_the_pings(
         daemon.signal(1)  # SIGHUP: the first rescan crashes the task
         daemon.wait_log("task rescans failed; restarting", timeout=10)
         assert (daemon.mountpoint / "Björk").is_dir()  # still serving while the task restarts
-        restarting = _task(_status(daemon.mountpoint), "rescans")
+        restarting = _task(status_of(daemon.mountpoint), "rescans")
         assert restarting["restarts"] >= 1 and "injected rescan crash" in str(restarting["last_error"])
 
         daemon.wait_log("task rescans failed 5 times", timeout=30)
         daemon.wait_log("watchdog: critical task failed: rescans", timeout=5)
         stopped_at = time.monotonic()
-        status = _status(daemon.mountpoint)
+        status = status_of(daemon.mountpoint)
         assert _task(status, "rescans")["state"] == "failed"
         assert status["state"] == "degraded"
         count = len(_pings(notify))
