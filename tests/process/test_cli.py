@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
-from chaos.daemon import MUSICFS
 from musicfs.demo import DemoLibrary
-from tests.process.conftest import Spawn
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MUSICFS, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
+from tests.process.conftest import Spawn, musicfs
 
 
 def test_tree_prints_the_layout_and_honours_the_template(demo_library: DemoLibrary) -> None:
-    done = _run("tree", "--origin", str(demo_library.root))
+    done = musicfs("tree", "--origin", str(demo_library.root))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "Sigur Rós/Ágætis byrjun (1999)/01 Svefn-g-englar.ogg" in lines
-    custom = _run("tree", "--origin", str(demo_library.root), "--template", "{genre}/{artist} - {title}")
+    custom = musicfs("tree", "--origin", str(demo_library.root), "--template", "{genre}/{artist} - {title}")
     assert custom.returncode == 0, custom.stderr
     assert "Post-Rock/Sigur Rós - Svefn-g-englar.ogg" in custom.stdout.splitlines()
 
@@ -32,10 +24,10 @@ def test_scan_builds_the_index_and_a_second_scan_changes_nothing(
     demo_library: DemoLibrary, tmp_path: Path
 ) -> None:
     args = ("scan", "--origin", str(demo_library.root), "--state-dir", str(tmp_path / "state"))
-    first = _run(*args)
+    first = musicfs(*args)
     assert first.returncode == 0, first.stderr
     assert f"{len(demo_library.tracks) + len(demo_library.covers)} new" in first.stdout
-    second = _run(*args)
+    second = musicfs(*args)
     assert " 0 new, 0 changed, 0 moved, 0 removed" in second.stdout
 
 

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from chaos.daemon import MUSICFS
 from chaos.mountinfo import mount_at
-from tests.process.conftest import Spawn, assert_clean_log
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MUSICFS, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
+from tests.process.conftest import Spawn, assert_clean_log, musicfs
 
 
 def test_status_lists_state_origins_and_tasks(library_copy: Path, spawn: Spawn) -> None:
     daemon = spawn([library_copy])
-    done = _cli("status", str(daemon.mountpoint))
+    done = musicfs("status", str(daemon.mountpoint))
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)  # not a terminal: JSON
     assert status["pid"] == daemon.pid and status["state"] == "ready"
@@ -33,14 +25,14 @@ def test_status_lists_state_origins_and_tasks(library_copy: Path, spawn: Spawn) 
     assert {t["name"]: t["state"] for t in status["tasks"]}["rescans"] == "running"
     socket = Path(os.fsdecode(os.getxattr(daemon.mountpoint, "user.musicfs.control")))
     assert socket.stat().st_mode & 0o777 == 0o600
-    by_state_dir = _cli("status", "--state-dir", str(socket.parent))
+    by_state_dir = musicfs("status", "--state-dir", str(socket.parent))
     assert json.loads(by_state_dir.stdout)["pid"] == daemon.pid
 
 
 def test_rescan_command_waits_and_shows_the_change(library_copy: Path, spawn: Spawn) -> None:
     daemon = spawn([library_copy])
     (library_copy / "old_stuff" / "winamp" / "bjork - human behaviour.mp3").unlink()
-    done = _cli("rescan", str(daemon.mountpoint))
+    done = musicfs("rescan", str(daemon.mountpoint))
     assert done.returncode == 0, done.stderr
     assert "rescan done: 24 tracks" in done.stdout
     assert not (daemon.mountpoint / "Björk" / "Debut (1993)").exists()
@@ -50,7 +42,7 @@ def test_rescan_command_waits_and_shows_the_change(library_copy: Path, spawn: Sp
 def test_metrics_are_prometheus_text(library_copy: Path, spawn: Spawn) -> None:
     daemon = spawn([library_copy])
     os.listdir(daemon.mountpoint)
-    text = _cli("metrics", str(daemon.mountpoint)).stdout
+    text = musicfs("metrics", str(daemon.mountpoint)).stdout
     assert "# TYPE musicfs_requests_total counter" in text
     assert 'musicfs_requests_total{op="readdir"}' in text
     assert 'musicfs_request_seconds_bucket{op="readdir",le="+Inf"}' in text
@@ -68,7 +60,7 @@ def test_shutdown_returns_only_when_the_daemon_and_its_mount_are_gone(
 ) -> None:
     daemon = spawn([library_copy])
     started = time.monotonic()
-    done = _cli("shutdown", str(daemon.mountpoint))
+    done = musicfs("shutdown", str(daemon.mountpoint))
     assert done.returncode == 0, done.stderr
     assert daemon.process is not None and daemon.process.poll() is not None, "returned before the exit"
     assert daemon.process.returncode == 0
@@ -91,8 +83,8 @@ def test_shutdown_returns_only_when_the_daemon_and_its_mount_are_gone(
 
 
 def test_control_commands_without_a_daemon_fail_with_one_line(tmp_path: Path) -> None:
-    done = _cli("status", "--state-dir", str(tmp_path))
+    done = musicfs("status", "--state-dir", str(tmp_path))
     assert done.returncode == 1
     assert done.stderr.startswith("musicfs: error: no MusicFS is running") and done.stderr.count("\n") == 1
-    both = _cli("status")
+    both = musicfs("status")
     assert both.returncode == 2 and "needs a MOUNTPOINT or --state-dir" in both.stderr

@@ -14,7 +14,7 @@ import pytest
 from chaos.daemon import MUSICFS
 from chaos.mountinfo import mount_at
 from musicfs.demo import DemoLibrary
-from tests.process.conftest import Spawn, assert_clean_log
+from tests.process.conftest import Spawn, assert_clean_log, musicfs
 
 
 def _files(root: Path) -> list[Path]:
@@ -132,12 +132,6 @@ def test_second_instance_on_a_live_mount_is_refused(
     assert (first.mountpoint / "Björk").is_dir()
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MUSICFS, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-    )
-
-
 @pytest.mark.parametrize(
     ("case", "code", "message"),
     [
@@ -185,7 +179,7 @@ def test_bad_input_gives_one_line_and_exit_code(
             str(config),
         ],
     }[case]
-    done = _run(*argv)
+    done = musicfs(*argv)
     assert done.returncode == code, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("musicfs: error:") and message in lines[0], done.stderr
@@ -199,7 +193,7 @@ def test_second_instance_on_the_same_state_dir_is_refused_before_touching_anythi
     first = spawn([demo_library.root])
     other_mnt = tmp_path / "other-mnt"
     other_mnt.mkdir()
-    done = _run(
+    done = musicfs(
         "mount", str(other_mnt), "--origin", str(demo_library.root), "--state-dir", str(tmp_path / "state")
     )
     assert done.returncode == 6
