@@ -5,7 +5,8 @@ The daemon's own lookup is the one used, so tests see the mount table exactly as
 
 from __future__ import annotations
 
-from musicfs.daemon.mounts import MountEntry, find_mount
+from musicfs.daemon.mounts import find_mount
+from musicfs.mountinfo import MountEntry
 
 __all__ = ["MountEntry", "mount_at"]
 

@@ -28,7 +28,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from musicfs.core.errors import OriginUnavailable
 from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
 
 ACTIONS = ("hang", "eio", "enoent", "latency", "short", "vanish")
@@ -108,10 +107,10 @@ class FaultyOrigin(LocalOrigin):
     def _vanished(self) -> bool:
         return any(fault.action == "vanish" for fault in self.faults) and not self._released.is_set()
 
-    def check_available(self) -> None:
+    def unavailable_reason(self, knows_files: bool) -> str | None:
         if self._vanished():
-            raise OriginUnavailable(f"{os.fsdecode(self.root)}: vanished (injected)")
-        super().check_available()
+            return f"{os.fsdecode(self.root)}: vanished (injected)"
+        return super().unavailable_reason(knows_files)
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
         if self._vanished():

@@ -67,13 +67,21 @@ def test_every_change_is_refused_with_erofs(demo_library: DemoLibrary, spawn: Sp
         lambda: os.setxattr(track, "user.x", b"1"),
         lambda: os.truncate(track, 0),
     ]
+    origin_before = _snapshot(demo_library.root)
     for attempt in attempts:
         with pytest.raises(OSError) as error:
             attempt()
         assert error.value.errno == errno.EROFS
-    assert all(
-        p.exists() for p in _files(Path(os.fsdecode(os.getxattr(track, "user.musicfs.origin"))).parent)
-    )
+    assert _snapshot(demo_library.root) == origin_before  # nothing in the origin changed
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file of a folder with its size, mode and mtime."""
+    return {
+        str(path.relative_to(root)): (stat.st_size, stat.st_mode, stat.st_mtime_ns)
+        for path in _files(root)
+        for stat in [path.stat()]
+    }
 
 
 @pytest.mark.failure_mode("2.1")

@@ -13,7 +13,7 @@ import trio
 from chaos.origins import FaultyOrigin, OriginFault
 from musicfs.daemon.health import OriginHealth
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.local import LocalOrigin
+from musicfs.origins.local import EMPTY_BUT_KNOWN, LocalOrigin
 
 
 def _origin(path: Path, origin_id: int) -> LocalOrigin:
@@ -52,7 +52,7 @@ def test_offline_degraded_and_back(tmp_path: Path) -> None:
     states = trio.run(main)
     assert states[0] == {1: None, 2: None}
     assert states[1][1] is None and "No such file" in str(states[1][2])
-    assert states[2][2] == "its folder is empty (not mounted?)"
+    assert states[2][2] == EMPTY_BUT_KNOWN
     assert states[3] == {1: None, 2: None}
     assert rescans == ["origin back"]
     assert degraded == {1: "3 reads timed out since the last check"}
@@ -62,7 +62,11 @@ def test_offline_degraded_and_back(tmp_path: Path) -> None:
 @pytest.mark.failure_mode("4.2.3")
 def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
     stuck = FaultyOrigin.around(_origin(tmp_path / "stuck", 1), [OriginFault("*", "hang")])
-    stuck.check_available = lambda: stuck._released.wait()  # type: ignore[method-assign]
+    def hang(knows_files: bool) -> str | None:  # a NAS that never answers a listing
+        stuck._released.wait()
+        return None
+
+    stuck.unavailable_reason = hang  # type: ignore[method-assign]
     fine = OriginGateway(_origin(tmp_path / "fine", 2), 1.0)
     health = OriginHealth(
         {1: OriginGateway(stuck, 1.0), 2: fine}, lambda _id: 1, print, interval=1, timeout=0.3

@@ -14,6 +14,7 @@ RANKS = {
     "core": 0,
     "tags": 1,
     "sqlite": 1,
+    "mountinfo": 1,
     "demo": 2,
     "origins": 2,
     "index": 3,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from musicfs.daemon.mounts import parse_mountinfo
+from musicfs.mountinfo import parse_mountinfo
 
 SAMPLE = (
     b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"

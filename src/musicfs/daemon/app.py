@@ -18,7 +18,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from musicfs.core.config import Config
-from musicfs.core.errors import OriginUnavailable
 from musicfs.daemon.caching import cached_origins, open_cache
 from musicfs.daemon.lock import InstanceLock
 from musicfs.daemon.mounts import clear_stale_mount
@@ -136,11 +135,7 @@ def wait_for_origins(library: Library, notifier: Notifier, bound: float) -> None
 
 
 def _present(library: Library, origin: LocalOrigin) -> bool:
-    try:
-        origin.check_available()
-        return not (origin.is_empty() and library.index.count_files(origin.origin_id) > 0)
-    except (OriginUnavailable, OSError):
-        return False
+    return origin.unavailable_reason(knows_files=library.index.count_files(origin.origin_id) > 0) is None
 
 
 def scan(library: Library, notifier: Notifier | None = None) -> list[ScanReport]:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 
 import trio
 
-from musicfs.core.errors import OriginUnavailable
 from musicfs.origins.gateway import OriginGateway
 
 log = logging.getLogger(__name__)
@@ -100,13 +99,6 @@ class OriginHealth:
     def _probe(self, origin_id: int, gateway: OriginGateway) -> str | None:
         self._probing.add(origin_id)
         try:
-            gateway.origin.check_available()
-            if gateway.origin.is_empty() and self.known_files(origin_id) > 0:
-                return "its folder is empty (not mounted?)"
-        except OriginUnavailable as exc:
-            return str(exc)
-        except OSError as exc:
-            return exc.strerror or str(exc)
+            return gateway.origin.unavailable_reason(knows_files=self.known_files(origin_id) > 0)
         finally:
             self._probing.discard(origin_id)
-        return None

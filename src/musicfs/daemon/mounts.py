@@ -13,55 +13,22 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from musicfs.core.errors import AlreadyRunningError, MountpointError
+from musicfs.mountinfo import MountEntry, parse_mountinfo, read_mountinfo
 
 log = logging.getLogger(__name__)
 
 FSTYPE = "fuse.musicfs"
 PROBE_TIMEOUT = 5.0
-_ESCAPE = re.compile(rb"\\([0-7]{3})")
-
-
-@dataclass(frozen=True, slots=True)
-class MountEntry:
-    mount_point: bytes
-    fstype: str
-    source: str
-
-
-def parse_mountinfo(text: bytes) -> list[MountEntry]:
-    """Parse the lines of /proc/PID/mountinfo (see proc(5)); malformed lines are skipped."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split(b" ")
-        try:
-            separator = fields.index(b"-", 6)
-            entries.append(
-                MountEntry(
-                    _unescape(fields[4]),
-                    fields[separator + 1].decode(errors="replace"),
-                    _unescape(fields[separator + 2]).decode(errors="replace"),
-                )
-            )
-        except (ValueError, IndexError):
-            continue
-    return entries
-
-
-def _unescape(field: bytes) -> bytes:
-    return _ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), field)
 
 
 def find_mount(path: Path) -> MountEntry | None:
     """The mount at exactly `path` (the top one when mounts are stacked), or None."""
-    with open("/proc/self/mountinfo", "rb") as handle:
-        entries = parse_mountinfo(handle.read())
+    entries = parse_mountinfo(read_mountinfo())
     wanted = os.fsencode(os.path.abspath(path))
     matches = [entry for entry in entries if entry.mount_point == wanted]
     return matches[-1] if matches else None

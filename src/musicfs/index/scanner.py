@@ -80,9 +80,9 @@ def scan_origin(
     report = ScanReport(origin=os.fsdecode(origin.root))
     stored = index.stored_files(origin.origin_id)
     try:
-        origin.check_available()
-        if stored and origin.is_empty():
-            raise OriginUnavailable("the folder is empty but the index knows files in it")
+        reason = origin.unavailable_reason(knows_files=bool(stored))
+        if reason is not None:
+            raise OriginUnavailable(reason)
         problems = WalkProblems()
         # Compare as the walk goes and keep only what changed: holding every file found at once
         # cost ~600 bytes per track of memory the allocator never gave back (bench/startup.py).

@@ -17,11 +17,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from musicfs.core.errors import OriginFileGone, OriginUnavailable
+from musicfs.core.errors import OriginFileGone
 from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name
 
 log = logging.getLogger(__name__)
 
+EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not mounted?)"
 AUDIO = "audio"
 COVER = "cover"
 _AUDIO_SUFFIXES = tuple(f".{ext}".encode() for ext in AUDIO_EXTENSIONS)
@@ -62,18 +63,19 @@ class LocalOrigin:
     def abspath(self, relpath: bytes) -> bytes:
         return os.path.join(self.root, relpath)
 
-    def check_available(self) -> None:
-        """Raise OriginUnavailable unless the root folder can be listed."""
+    def unavailable_reason(self, knows_files: bool) -> str | None:
+        """Why this origin cannot be trusted to show its files now, or None when it can.
+
+        It cannot when its folder cannot be listed, or when the folder is empty while the index knows
+        files in it (`knows_files`): an unmounted NAS looks exactly like that, and must never be taken
+        for a deleted library. One listing of the root, never more.
+        """
         try:
             with os.scandir(self.root) as entries:
-                next(entries, None)
+                empty = next(entries, None) is None
         except OSError as exc:
-            raise OriginUnavailable(f"{os.fsdecode(self.root)}: {exc.strerror}") from None
-
-    def is_empty(self) -> bool:
-        """True when the root lists no entries at all (an unmounted NAS looks like this)."""
-        with os.scandir(self.root) as entries:
-            return next(entries, None) is None
+            return f"{os.fsdecode(self.root)}: {exc.strerror}"
+        return EMPTY_BUT_KNOWN if empty and knows_files else None
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
         """Yield every audio file and cover image below the root, following symlinks safely.

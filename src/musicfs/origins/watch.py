@@ -6,9 +6,8 @@ where inotify only sees changes made through this kernel), and watching a folder
 paths. inotify is reached through ctypes on libc: no third-party dependency.
 
 The filesystem type comes from /proc/self/mountinfo (the entry with the longest mount point containing
-the real path). `os.statvfs` cannot tell it (Python exposes no `f_type`), and the mountinfo parser of
-`musicfs.daemon.mounts` is not reused because origins sit below the daemon layer; the few lines here
-are private to this module.
+the real path, parsed by `musicfs.mountinfo`). `os.statvfs` cannot tell it (Python exposes no
+`f_type`).
 
 What a watcher reports matches what the scanner (`musicfs.origins.local`) walks: hidden entries (names
 starting with '.') are ignored, symlinked folders are followed, and a folder met twice (a symlink loop,
@@ -33,13 +32,14 @@ import errno
 import functools
 import logging
 import os
-import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import trio
+
+from musicfs.mountinfo import parse_mountinfo, read_mountinfo
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,6 @@ POLLING_FSTYPES = frozenset(
 )
 """Filesystems whose files can change without this kernel seeing it (plus every `fuse.*` subtype)."""
 
-_MOUNTINFO = "/proc/self/mountinfo"
-_ESCAPE = re.compile(rb"\\([0-7]{3})")
-
 
 # --- which origins must be polled ------------------------------------------------------------------
 
@@ -122,32 +119,15 @@ def filesystem_type(root: bytes, mountinfo: bytes | None = None) -> str | None:
     """
     if mountinfo is None:
         try:
-            with open(_MOUNTINFO, "rb") as handle:
-                mountinfo = handle.read()
+            mountinfo = read_mountinfo()
         except OSError:
             return None
     path = os.path.realpath(root)
     best: tuple[int, str] | None = None
-    for mount_point, fstype in _mounts(mountinfo):
-        if _contains(mount_point, path) and (best is None or len(mount_point) >= best[0]):
-            best = (len(mount_point), fstype)
+    for entry in parse_mountinfo(mountinfo):
+        if _contains(entry.mount_point, path) and (best is None or len(entry.mount_point) >= best[0]):
+            best = (len(entry.mount_point), entry.fstype)
     return None if best is None else best[1]
-
-
-def _mounts(mountinfo: bytes) -> Iterator[tuple[bytes, str]]:
-    """(mount point, filesystem type) of each line of a mountinfo text (see proc(5)); bad lines skipped."""
-    for line in mountinfo.splitlines():
-        fields = line.split(b" ")
-        try:
-            separator = fields.index(b"-", 6)
-            yield _unescape(fields[4]), fields[separator + 1].decode(errors="replace")
-        except (ValueError, IndexError):
-            continue
-
-
-def _unescape(field: bytes) -> bytes:
-    """Decode the octal escapes (\\040 for a space ...) of a mountinfo field."""
-    return _ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), field)
 
 
 def _contains(mount_point: bytes, path: bytes) -> bool:
