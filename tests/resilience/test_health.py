@@ -62,6 +62,7 @@ def test_offline_degraded_and_back(tmp_path: Path) -> None:
 @pytest.mark.failure_mode("4.2.3")
 def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
     stuck = FaultyOrigin.around(_origin(tmp_path / "stuck", 1), [OriginFault("*", "hang")])
+
     def hang(knows_files: bool) -> str | None:  # a NAS that never answers a listing
         stuck._released.wait()
         return None
