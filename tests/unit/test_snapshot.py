@@ -52,8 +52,27 @@ def test_diff_names_vanished_moved_and_changed_entries() -> None:
     old = _tree(Shown(7, b"A/B/one.flac"), Shown(3, b"A/B/two.flac"), Shown(9, b"C/three.flac"))
     new = _tree(Shown(7, b"A/B/one.flac", size=11), Shown(3, b"C/two.flac"), Shown(8, b"C/four.flac"))
     entries, inodes = changed_between(old, new)
-    assert sorted(entries) == [(101, b"two.flac", 3), (102, b"three.flac", 9)]
+    # one.flac shows another version under the same name: its entry goes too, so the next lookup
+    # brings the new generation and the kernel starts a fresh inode for it
+    assert sorted(entries) == [(101, b"one.flac", 7), (101, b"two.flac", 3), (102, b"three.flac", 9)]
     assert inodes == [7, 101, 102]
+
+
+def test_a_file_moved_and_changed_is_invalidated_where_it_was_and_as_an_inode() -> None:
+    old = _tree(Shown(7, b"A/B/one.flac"))
+    new = _tree(Shown(7, b"C/retitled.flac", ctime_ns=6))  # retagged: a new name and new bytes
+    entries, inodes = changed_between(old, new)
+    assert (101, b"one.flac", 7) in entries
+    assert 7 in inodes
+
+
+def test_each_version_of_a_file_has_its_own_generation() -> None:
+    before = _tree(Shown(7, b"A/B/one.flac")).get(7)
+    after = _tree(Shown(7, b"A/B/one.flac", ctime_ns=6)).get(7)
+    same = _tree(Shown(7, b"A/B/one.flac")).get(7)
+    assert before is not None and after is not None and same is not None
+    assert before.generation != after.generation and before.generation == same.generation != 0
+    assert _tree().get(ROOT_INODE).generation == 0  # type: ignore[union-attr]
 
 
 def test_no_change_no_invalidation() -> None:

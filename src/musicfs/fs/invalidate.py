@@ -1,9 +1,10 @@
 """Telling the kernel what changed between two tree snapshots, so `ls` and reads show the new state.
 
-Owns: the diff of two `Tree`s into kernel invalidations: entries that vanished or moved
-(`invalidate_entry`), files whose content or attributes changed and folders whose listing changed
-(`invalidate_inode`, which also drops cached pages, so a changed file never serves old bytes while an
-unchanged one keeps its page cache).
+Owns: the diff of two `Tree`s into kernel invalidations: entries that vanished, moved or now show
+another version of their file (`invalidate_entry`, so the next lookup brings the new generation and the
+kernel retires the old inode), files whose version changed (wherever they now are) and folders whose
+listing changed (`invalidate_inode`, which also drops cached pages, so a changed file never serves old
+bytes while an unchanged one keeps its page cache).
 Concurrency: called from the rescan worker thread after a publish, never from the trio thread (the
 kernel may answer an invalidation only after the request loop has run). Errors for inodes the
 kernel does not know are expected and ignored.
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import pyfuse3
 
-from musicfs.tree.snapshot import Node, Tree
+from musicfs.tree.snapshot import Tree
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +29,17 @@ def changed_between(old: Tree, new: Tree) -> tuple[list[tuple[int, bytes, int]],
     inodes: set[int] = set()
     for inode, before in old.items():
         after = new.get(inode)
-        if after is None or after.parent != before.parent or after.name != before.name:
+        changed = after is not None and not before.is_dir and before.version != after.version
+        if after is None or after.parent != before.parent or after.name != before.name or changed:
             entries.append((before.parent, before.name, inode))
             inodes.add(before.parent)
-        elif not before.is_dir and _version(before) != _version(after):
+        if changed:
             inodes.add(inode)
     for inode, shown in new.items():
         known = old.get(inode)
         if known is None or known.parent != shown.parent or known.name != shown.name:
             inodes.add(shown.parent)
     return entries, sorted(i for i in inodes if old.get(i) is not None)
-
-
-def _version(node: Node) -> tuple[int, int, int, int, bytes]:
-    return (node.size, node.mtime_ns, node.ctime_ns, node.origin_id, node.relpath)
 
 
 def invalidate_kernel_cache(old: Tree, new: Tree) -> int:

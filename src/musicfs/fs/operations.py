@@ -34,8 +34,12 @@ BLOCK_SIZE = 128 * 1024
 
 @dataclass(slots=True)
 class OpenFile:
+    """An open view file: the origin handle, and which version of which inode it was opened at."""
+
     gateway: OriginGateway
     handle: OpenHandle
+    inode: int
+    version: tuple[int, bytes, int, int, int]
 
 
 class MusicOperations(pyfuse3.Operations):
@@ -59,13 +63,16 @@ class MusicOperations(pyfuse3.Operations):
         self._root_xattrs = dict(root_xattrs or {XATTR_PID: str(os.getpid()).encode()})
         self._uid, self._gid = os.getuid(), os.getgid()
         self._open_files: dict[int, OpenFile] = {}
+        # The version each inode was last opened at: the kernel may keep its cached pages only when
+        # the next open is of the same version (see `open`).
+        self._opened_versions: dict[int, tuple[int, bytes, int, int, int]] = {}
         self._handles = itertools.count(1)
         self.reads_in_flight = 0
 
     def _attributes(self, node: Node) -> pyfuse3.EntryAttributes:
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = node.inode
-        attr.generation = 0
+        attr.generation = node.generation
         attr.entry_timeout = self._attr_timeout
         attr.attr_timeout = self._attr_timeout
         attr.st_mode = 0o040555 if node.is_dir else 0o100444
@@ -134,14 +141,23 @@ class MusicOperations(pyfuse3.Operations):
         version = VersionKey(node.origin_id, node.relpath, node.size, node.mtime_ns, node.ctime_ns)
         opened = await gateway.open(node.relpath, version)
         handle = next(self._handles)
-        self._open_files[handle] = OpenFile(gateway, opened)
-        return pyfuse3.FileInfo(fh=handle, keep_cache=True)
+        self._open_files[handle] = OpenFile(gateway, opened, inode, node.version)
+        # Pages the kernel holds for this inode may be of another version (read through a handle
+        # opened before a change): keep them only when the last open was of this same version.
+        keep_cache = self._opened_versions.get(inode) == node.version
+        self._opened_versions[inode] = node.version
+        return pyfuse3.FileInfo(fh=handle, keep_cache=keep_cache)
 
     @fuse_handler
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         opened = self._open_files.get(fh)
         if opened is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        current = self._tree().get(opened.inode)
+        if current is None or current.version != opened.version:
+            # The file changed (or went) since this handle was opened: its origin bytes are now of
+            # another version, and a mix of two versions is never served.
+            raise pyfuse3.FUSEError(errno.EIO)
         self.reads_in_flight += 1
         try:
             data = await opened.gateway.read(opened.handle, size, offset)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 ROOT_INODE = 1
+GENERATION_MASK = 2**63 - 1
 
 
 class ShownFile(Protocol):
@@ -67,6 +68,23 @@ class Node:
     @property
     def is_dir(self) -> bool:
         return self.children is not None
+
+    @property
+    def version(self) -> tuple[int, bytes, int, int, int]:
+        """Which origin file, in which state, a file node shows: another version if any field differs."""
+        return (self.origin_id, self.relpath, self.size, self.mtime_ns, self.ctime_ns)
+
+    @property
+    def generation(self) -> int:
+        """A number that differs between two versions of a file shown under one inode (0 for folders).
+
+        The kernel treats an inode whose generation changed as a new file: it fails I/O on the old one
+        and starts the new one with an empty page cache, so bytes of one version never mix with the
+        next. Stable within a process, which is all a mount needs.
+        """
+        if self.children is not None:
+            return 0
+        return (hash(self.version) & GENERATION_MASK) or 1
 
 
 class Tree:

@@ -1,0 +1,94 @@
+"""7.1 in-process: a handle opened before a file changed never reads the new version's bytes.
+
+The kernel normally retires such a handle's inode once it looks up the new generation; this is the
+daemon's own guard for reads that reach it before any lookup did (and for a tree that dropped the
+file): EIO, and the origin file is still closed when the handle is released.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyfuse3
+import pytest
+import trio
+
+from musicfs.fs.operations import MusicOperations
+from musicfs.origins.gateway import OriginGateway
+from musicfs.origins.local import LocalOrigin
+from musicfs.tree.snapshot import Tree
+
+
+@dataclass(frozen=True)
+class Shown:
+    inode: int
+    viewpath: bytes
+    origin_id: int
+    relpath: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+INODES = {"a.flac": 10, "b.flac": 11}
+
+
+def _tree(origin: Path, *names: str) -> Tree:
+    shown = []
+    for name in names:
+        inode = INODES[name]
+        found = os.stat(origin / name)
+        relpath = name.encode()
+        shown.append(
+            Shown(inode, b"A/" + relpath, 1, relpath, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+        )
+    return Tree.build(shown, {b"A": 2})
+
+
+@pytest.mark.failure_mode("7.1")
+@pytest.mark.parametrize("change", ["rewritten in place", "removed"])
+def test_a_read_through_a_handle_from_before_the_change_is_eio(tmp_path: Path, change: str) -> None:
+    (tmp_path / "a.flac").write_bytes(b"old " * 4096)
+    (tmp_path / "b.flac").write_bytes(b"other " * 4096)
+    current = [_tree(tmp_path, "a.flac", "b.flac")]
+    gateway = OriginGateway(LocalOrigin(1, os.fsencode(tmp_path)), timeout=5.0)
+    ops = MusicOperations(lambda: current[0], {1: gateway}, 1.0)
+
+    async def main() -> tuple[bytes, int, bytes]:
+        held = (await ops.open(10, os.O_RDONLY, None)).fh
+        other = (await ops.open(11, os.O_RDONLY, None)).fh
+        first = await ops.read(held, 0, 4)
+        if change == "removed":
+            (tmp_path / "a.flac").unlink()
+            current[0] = _tree(tmp_path, "b.flac")
+        else:
+            (tmp_path / "a.flac").write_bytes(b"new " * 4096)
+            current[0] = _tree(tmp_path, "a.flac", "b.flac")
+        try:
+            await ops.read(held, 4, 4)
+            answer = 0
+        except pyfuse3.FUSEError as error:
+            answer = error.errno
+        unchanged = await ops.read(other, 0, 6)  # a file that did not change reads on
+        await ops.release(held)
+        await ops.release(other)
+        return first, answer, unchanged
+
+    first, answer, unchanged = trio.run(main)
+    assert (first, answer, unchanged) == (b"old ", errno.EIO, b"other ")
+    assert not _open_files_under(tmp_path)
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # the descriptor of the listing itself
+            continue
+        if target.startswith(str(folder)):
+            held.append(target)
+    return held
