@@ -4,7 +4,9 @@ return short data on purpose.
 Owns: `FaultyOrigin`, its `OriginFault` rules, and `origin_wrapper`, which turns a list of rules into
 the wrapper that `musicfs.core.faults.install_origin_wrapper` takes, so the real daemon builds its
 origins through it (the chaos boot code installs it from a plan). Actions:
-  - "hang": block until `release()` (or forever: a dead NAS),
+  - "hang": block until `release()` (or forever: a dead NAS); passes the fault point
+    `origin.hang` first, so a test in another process sees in the plan's hit counters
+    (`chaos.daemon.DaemonProcess.hits`) that a daemon thread is now stuck, instead of sleeping and hoping,
   - "eio" / "enoent": fail with that errno,
   - "latency": sleep `seconds` first (a slow network),
   - "short": return half of what was asked (a short read),
@@ -28,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from musicfs.core.faults import fault_point
 from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
 
 ACTIONS = ("hang", "eio", "enoent", "latency", "short", "vanish")
@@ -94,6 +97,7 @@ class FaultyOrigin(LocalOrigin):
         short = False
         for fault in self._active(relpath, actions):
             if fault.action == "hang":
+                fault_point("origin.hang")
                 self._released.wait()
             elif fault.action in ("eio", "vanish", "enoent"):
                 code = errno.EIO if fault.action == "eio" else errno.ENOENT

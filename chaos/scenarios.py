@@ -3,10 +3,11 @@
 Owns: the catalogue `SCENARIOS` (name -> `Scenario`), `run_scenario` (one scenario in a work folder:
 a generated demo library, real `musicfs mount` processes with fault plans, signals, kills, readers,
 then PASS or FAIL with what was injected and what was observed), and the pieces process tests reuse:
-`ReaderPool` (threads streaming files through the mount and checking every byte), `served_files`,
-`add_track`, `mount_state` (asked with statfs, never a cacheable stat), `writer_failure_plan`,
-`logged_failure` (the log record whose traceback reaches an injected fault) and `OpenTrap` (an origin
-file turned into a FIFO, so one FUSE request stays in flight as long as a scenario wants).
+`ReaderPool` (threads streaming files through the mount and checking every byte), `add_track`,
+`mount_state` (asked with statfs, never a cacheable stat), `writer_failure_plan`, `logged_failure`
+(the log record whose traceback reaches an injected fault) and `OpenTrap` (an origin file turned
+into a FIFO, so one FUSE request stays in flight as long as a scenario wants). What the mount must
+show and which bytes each file must give come from `chaos.oracle`, never from the daemon.
 
 Every scenario waits on conditions (log lines, notifications, files, counters) with timeouts; none
 sleeps and hopes. Whatever happens, `Context.cleanup` kills every daemon it started by PID and lazily
@@ -38,6 +39,7 @@ import mutagen.flac
 from chaos.daemon import DaemonError, DaemonProcess
 from chaos.mountinfo import mount_at
 from chaos.notify import FakeNotifySocket
+from chaos.oracle import DEMO_VIEW, demo_bytes, demo_view, listed
 from chaos.plan import FaultPlan, FaultRule
 from chaos.signals import send, send_when_logged
 from musicfs.demo import DemoLibrary, generate_library
@@ -51,18 +53,6 @@ _FLAC: Any = mutagen.flac.FLAC  # mutagen is untyped; calling it through Any kee
 
 
 # -- building blocks ----------------------------------------------------------------------------------
-
-
-def served_files(mountpoint: Path) -> dict[Path, bytes]:
-    """Every file the mount shows, with the bytes of the origin file it stands for (read directly)."""
-    shown: dict[Path, bytes] = {}
-    for folder, _, names in os.walk(mountpoint):
-        for name in names:
-            path = Path(folder) / name
-            origin = os.getxattr(path, "user.musicfs.origin")
-            with open(origin, "rb") as handle:
-                shown[path] = handle.read()
-    return shown
 
 
 def add_track(origin: Path) -> tuple[Path, str]:
@@ -460,6 +450,16 @@ class Context:
             self.observe(f"daemon {len(self.daemons) - 1} (pid {daemon.pid}) ready")
         return daemon
 
+    def expected_files(self, daemon: DaemonProcess, origin: Path) -> dict[Path, bytes]:
+        """Check that the mount of the demo library at `origin` lists exactly what the oracle says,
+        and return each path it must show with the bytes it must give (read from the origin)."""
+        shown = listed(daemon.mountpoint)
+        self.check(
+            shown == sorted(DEMO_VIEW),
+            f"the mount lists the {len(DEMO_VIEW)} files the demo library's tags give ({len(shown)} listed)",
+        )
+        return demo_bytes(origin, daemon.mountpoint)
+
     def readers(self, files: dict[Path, bytes], threads: int) -> ReaderPool:
         pool = ReaderPool(files, threads, self.seed)
         self.pools.append(pool)
@@ -515,14 +515,14 @@ class Scenario:
 
 def _sigterm_idle(ctx: Context) -> None:
     daemon = ctx.start(ctx.library.root)
-    ctx.observe(f"{len(served_files(daemon.mountpoint))} files shown")
+    ctx.observe(f"{len(ctx.expected_files(daemon, ctx.library.root))} files shown")
     ctx.stops_cleanly(daemon)
     ctx.log_is_clean(daemon)
 
 
 def _sigterm_under_load(ctx: Context) -> None:
     daemon = ctx.start(ctx.library.root)
-    files = served_files(daemon.mountpoint)
+    files = ctx.expected_files(daemon, ctx.library.root)
     pool = ctx.readers(files, 8)
     ctx.inject(f"8 reader threads streaming {len(files)} files")
     ctx.check(pool.wait_progress(2, 30), "every reader read 2 whole files before the signal")
@@ -540,10 +540,11 @@ def _sigterm_under_load(ctx: Context) -> None:
 
 def _stuck_request(ctx: Context) -> tuple[DaemonProcess, BlockedOpen, dict[Path, bytes]]:
     """A daemon on a private origin with one FUSE open held in flight by an `OpenTrap`."""
-    daemon = ctx.start(ctx.origin_copy(), args=["--read-timeout", "60"])
-    files = served_files(daemon.mountpoint)
+    origin = ctx.origin_copy()
+    daemon = ctx.start(origin, args=["--read-timeout", "60"])
+    files = ctx.expected_files(daemon, origin)
     trapped = sorted(files)[0]
-    trap = OpenTrap(Path(os.fsdecode(os.getxattr(trapped, "user.musicfs.origin"))))
+    trap = OpenTrap(demo_view(origin)[str(trapped.relative_to(daemon.mountpoint))])
     ctx.traps.append(trap)
     blocked = BlockedOpen(trapped)
     ctx.inject(f"origin file of {trapped.relative_to(daemon.mountpoint)} replaced by a FIFO, and opened")
@@ -610,16 +611,16 @@ def _late_signal(ctx: Context) -> None:
     ctx.log_is_clean(daemon)
 
 
-def _check_all_served(ctx: Context, daemon: DaemonProcess, expected: dict[str, bytes], what: str) -> None:
-    shown = {
-        str(path.relative_to(daemon.mountpoint)): data
-        for path, data in served_files(daemon.mountpoint).items()
-    }
-    wrong = [name for name, data in expected.items() if shown.get(name) != data]
-    for name in expected:
-        path = daemon.mountpoint / name
-        if name not in wrong and path.read_bytes() != expected[name]:
-            wrong.append(name)
+def _check_all_served(ctx: Context, daemon: DaemonProcess, origin: Path, what: str) -> None:
+    """Every path of the demo library's view gives the bytes of the origin file the oracle names."""
+    expected = demo_bytes(origin, daemon.mountpoint)
+    wrong = []
+    for path, data in expected.items():
+        try:
+            if path.read_bytes() != data:
+                wrong.append(str(path.relative_to(daemon.mountpoint)))
+        except OSError as exc:
+            wrong.append(f"{path.relative_to(daemon.mountpoint)}: {exc.strerror}")
     ctx.check(
         not wrong, f"{what}: all {len(expected)} files served with the origin's bytes (wrong: {wrong[:5]})"
     )
@@ -627,10 +628,8 @@ def _check_all_served(ctx: Context, daemon: DaemonProcess, expected: dict[str, b
 
 def _kill9_restart(ctx: Context) -> None:
     first = ctx.start(ctx.library.root)
-    expected = {
-        str(p.relative_to(first.mountpoint)): data for p, data in served_files(first.mountpoint).items()
-    }
-    inodes = {name: (first.mountpoint / name).stat().st_ino for name in expected}
+    _check_all_served(ctx, first, ctx.library.root, "before the kill")
+    inodes = {name: (first.mountpoint / name).stat().st_ino for name in DEMO_VIEW}
     first.kill9()
     ctx.inject(f"SIGKILL to pid {first.pid}")
     state = mount_state(first.mountpoint)
@@ -640,8 +639,8 @@ def _kill9_restart(ctx: Context) -> None:
     ctx.check(
         "cleaning a stale" in second.log(), "the restarted daemon logged that it cleaned the stale mount"
     )
-    _check_all_served(ctx, second, expected, "after the restart")
-    again = {name: (second.mountpoint / name).stat().st_ino for name in expected}
+    _check_all_served(ctx, second, ctx.library.root, "after the restart")
+    again = {name: (second.mountpoint / name).stat().st_ino for name in DEMO_VIEW}
     ctx.check(again == inodes, "every file kept its inode across the crash")
     ctx.stops_cleanly(second)
     ctx.log_is_clean(second)
@@ -668,8 +667,7 @@ def _writer_exception(ctx: Context, point: str, startup_hits: int) -> None:
     ):
         return
     mnt = daemon.mountpoint
-    files = served_files(mnt)
-    before = sorted(str(p.relative_to(mnt)) for p in files)
+    files = ctx.expected_files(daemon, origin)
     pool = ctx.readers(files, 4)
     ctx.inject(f"4 reader threads streaming {len(files)} files")
     ctx.check(pool.wait_progress(1, 30), "every reader read a whole file before the rescan")
@@ -690,8 +688,10 @@ def _writer_exception(ctx: Context, point: str, startup_hits: int) -> None:
     daemon.wait_paused(point, 30, hit=startup_hits + 2)
     ctx.observe(f"the next rescan (a retry, or the second SIGHUP) is paused at {point}")
     ctx.check(pool.wait_progress(2, 30), "every reader went on reading whole files after the failure")
-    now = sorted(str(p.relative_to(mnt)) for p in served_files(mnt))
-    ctx.check(now == before, f"the old tree is still served ({len(now)} files, {len(before)} before)")
+    now = listed(mnt)
+    ctx.check(
+        now == sorted(DEMO_VIEW), f"the old tree is still served ({len(now)} files, {len(DEMO_VIEW)} before)"
+    )
     daemon.release(point)
     added = mnt / shown_at
     ctx.check(wait_appears(added, 30), f"once released, that rescan shows {shown_at}")
@@ -712,9 +712,7 @@ def _kill9_mid_rescan(ctx: Context) -> None:
     origin = ctx.origin_copy()
     plan = FaultPlan([FaultRule("scan.apply", "pause", after=1, count=1)], ctx.seed)
     first = ctx.start(origin, plan=plan)
-    expected = {
-        str(p.relative_to(first.mountpoint)): data for p, data in served_files(first.mountpoint).items()
-    }
+    ctx.expected_files(first, origin)
     _, shown_at = add_track(origin)
     ctx.inject(f"a new track in the origin, to be shown at {shown_at}")
     ctx.send_signal(first, signal.SIGHUP)
@@ -725,7 +723,7 @@ def _kill9_mid_rescan(ctx: Context) -> None:
     ctx.check(mount_state(first.mountpoint) == "dead", "kill -9 left a dead mount")
     second = ctx.start(origin)
     ctx.check("cleaning a stale" in second.log(), "the restarted daemon cleaned the stale mount")
-    _check_all_served(ctx, second, expected, "after the restart")
+    _check_all_served(ctx, second, origin, "after the restart")
     added = second.mountpoint / shown_at
     ctx.check(wait_appears(added, 30), f"the rescan at start shows {shown_at}")
     ctx.stops_cleanly(second)

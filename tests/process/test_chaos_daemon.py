@@ -21,13 +21,13 @@ import pytest
 from chaos.daemon import DaemonProcess
 from chaos.mountinfo import mount_at
 from chaos.notify import FakeNotifySocket
+from chaos.oracle import DEMO_VIEW, demo_bytes, listed
 from chaos.plan import FaultPlan, FaultRule
 from chaos.scenarios import (
     ReaderPool,
     add_track,
     logged_failure,
     mount_state,
-    served_files,
     wait_appears,
     writer_failure_plan,
 )
@@ -57,10 +57,6 @@ def chaos_spawn(tmp_path: Path) -> Iterator[ChaosSpawn]:
     yield start
     for daemon in started:
         daemon.cleanup()
-
-
-def _relative(files: dict[Path, bytes], root: Path) -> list[str]:
-    return sorted(str(path.relative_to(root)) for path in files)
 
 
 @pytest.mark.failure_mode("2.10")
@@ -107,8 +103,9 @@ def test_rescan_writer_exception_keeps_serving_the_old_tree(
     daemon = chaos_spawn(library_copy, writer_failure_plan("scan.apply", startup_hits=1))
     assert daemon.hits().get("scan.apply") == 1, daemon.hits()
     mnt = daemon.mountpoint
-    files = served_files(mnt)
-    before = _relative(files, mnt)
+    before = sorted(DEMO_VIEW)
+    assert listed(mnt) == before
+    files = demo_bytes(library_copy, mnt)
     with ReaderPool(files, threads=4, seed=1) as readers:
         assert readers.wait_progress(1, WAIT), readers.errors
         _, added = add_track(library_copy)
@@ -120,12 +117,12 @@ def test_rescan_writer_exception_keeps_serving_the_old_tree(
         assert daemon.wait_paused("scan.apply", WAIT, hit=3) == 3
         try:
             assert readers.wait_progress(2, WAIT), readers.errors  # readers go on after the failure
-            assert _relative(served_files(mnt), mnt) == before  # the old tree, complete
+            assert listed(mnt) == before  # the old tree, complete
             assert not (mnt / added).exists()
         finally:
             daemon.release("scan.apply")
         assert wait_appears(mnt / added, WAIT), daemon.log()
-        assert _relative(served_files(mnt), mnt) == sorted([*before, added])
+        assert listed(mnt) == sorted([*before, added])
         assert (mnt / added).read_bytes() == (library_copy / "chaos-added" / "new-track.flac").read_bytes()
         assert readers.wait_progress(1, WAIT), readers.errors  # and on from the new tree
     assert readers.stop() and readers.errors == [], readers.errors
@@ -154,7 +151,8 @@ def test_reads_keep_answering_while_the_rescan_writer_is_paused(
     plan = FaultPlan([FaultRule("tree.publish", "pause", after=2, count=1)])  # 2: load + first scan
     daemon = chaos_spawn(library_copy, plan)
     mnt = daemon.mountpoint
-    files = served_files(mnt)
+    assert listed(mnt) == sorted(DEMO_VIEW)
+    files = demo_bytes(library_copy, mnt)
     _, added = add_track(library_copy)
     daemon.signal(signal.SIGHUP)
     assert daemon.wait_paused("tree.publish", WAIT) == 3
@@ -163,7 +161,7 @@ def test_reads_keep_answering_while_the_rescan_writer_is_paused(
         with ReaderPool(files, threads=4, seed=2) as readers:
             assert readers.wait_progress(2, WAIT), readers.errors
         assert readers.errors == []
-        assert _relative(served_files(mnt), mnt) == _relative(files, mnt)
+        assert listed(mnt) == sorted(DEMO_VIEW)
     finally:
         daemon.release("tree.publish")
     assert wait_appears(mnt / added, WAIT), daemon.log()

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from chaos.mountinfo import mount_at
+from chaos.oracle import demo_view
 from chaos.origins import OriginFault
 from chaos.plan import FaultPlan
-from tests.process.conftest import Spawn
+from tests.process.conftest import Spawn, wait_until
 
 HUNG_ALBUM = Path("Sigur Rós") / "Ágætis byrjun (1999)"
 OTHER = Path("Björk") / "Homogenic (1997)" / "03 Unravel.flac"
@@ -30,6 +31,7 @@ def test_hung_file_gives_eio_at_the_deadline_while_the_rest_stays_fast(
     plan = FaultPlan(origin_faults=[OriginFault("Music/Sigur Rós/Ágætis byrjun/*", "hang")])
     daemon = spawn([library_copy], args=["--read-timeout", str(DEADLINE)], plan=plan)
     mnt = daemon.mountpoint
+    expected = demo_view(library_copy)[str(OTHER)].read_bytes()
     outcome: dict[str, object] = {}
 
     def read_hung() -> None:
@@ -43,12 +45,11 @@ def test_hung_file_gives_eio_at_the_deadline_while_the_rest_stays_fast(
 
     reader = threading.Thread(target=read_hung, daemon=True)
     reader.start()
-    time.sleep(0.2)  # give the hung request time to reach the daemon; the overlap is asserted below
+    wait_until(lambda: daemon.hits().get("origin.hang", 0) >= 1, "a daemon thread to hang", daemon.log)
     assert reader.is_alive(), "the hung read returned before its deadline"
     started = time.monotonic()
     assert sorted(p.name for p in mnt.iterdir())
     assert os.stat(mnt / HUNG_ALBUM).st_mode
-    expected = Path(os.fsdecode(os.getxattr(mnt / OTHER, "user.musicfs.origin"))).read_bytes()
     assert (mnt / OTHER).read_bytes() == expected
     others_took = time.monotonic() - started
     reader.join(DEADLINE + 10)

@@ -15,16 +15,13 @@ import pytest
 
 from chaos.daemon import MUSICFS
 from chaos.mountinfo import mount_at
+from chaos.oracle import demo_bytes, demo_view
 from musicfs.demo import DemoLibrary
 from tests.process.conftest import Spawn, assert_clean_log
 
 
 def _tracks(root: Path) -> list[Path]:
     return sorted(Path(folder) / name for folder, _, names in os.walk(root) for name in names)
-
-
-def _origin_bytes(path: Path) -> bytes:
-    return Path(os.fsdecode(os.getxattr(path, "user.musicfs.origin"))).read_bytes()
 
 
 def _wait(condition: object, timeout: float, what: str) -> float:
@@ -56,7 +53,7 @@ def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(
     assert "cleaning a stale fuse.musicfs mount" in second.log()
     assert "the last run did not stop cleanly; checking the index" in second.log()
     assert "index quick_check passed" in second.log()
-    assert (second.mountpoint / name).read_bytes() == _origin_bytes(second.mountpoint / name)
+    assert (second.mountpoint / name).read_bytes() == demo_view(demo_library.root)[str(name)].read_bytes()
     assert took < 10, f"restart took {took:.1f} s"
     assert_clean_log(second)
 
@@ -77,8 +74,8 @@ def test_100_concurrent_reads_all_complete_with_the_right_bytes(
     demo_library: DemoLibrary, spawn: Spawn
 ) -> None:
     daemon = spawn([demo_library.root])
-    tracks = _tracks(daemon.mountpoint)
-    expected = {track: _origin_bytes(track) for track in tracks}
+    expected = demo_bytes(demo_library.root, daemon.mountpoint)
+    tracks = sorted(expected)
     jobs = [tracks[i % len(tracks)] for i in range(100)]
     barrier = threading.Barrier(100, timeout=30)
 
@@ -95,8 +92,8 @@ def test_100_concurrent_reads_all_complete_with_the_right_bytes(
 @pytest.mark.failure_mode("2.1")
 def test_sigterm_while_eight_readers_stream(demo_library: DemoLibrary, spawn: Spawn) -> None:
     daemon = spawn([demo_library.root])
-    tracks = _tracks(daemon.mountpoint)
-    expected = {track: _origin_bytes(track) for track in tracks}
+    expected = demo_bytes(demo_library.root, daemon.mountpoint)
+    tracks = sorted(expected)
     stop = threading.Event()
     reads = [0] * 8
     wrong: list[Path] = []

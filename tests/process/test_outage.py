@@ -64,7 +64,9 @@ def test_known_origin_missing_at_start_is_served_offline_then_recovers(
     assert (second.mountpoint / "Sigur Rós").is_dir()
     away.rename(library_copy)
     wait_until(lambda: status_of(second.mountpoint)["state"] == "ready", "the origin to appear", second.log)
-    assert (second.mountpoint / TRACK).read_bytes()
+    assert (second.mountpoint / TRACK).read_bytes() == (
+        library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg"
+    ).read_bytes()
 
 
 def test_unknown_missing_origin_is_still_an_error(tmp_path: Path) -> None:

@@ -1,0 +1,14 @@
+"""The test oracle (`chaos.oracle`) names every file the demo generator writes, and nothing else:
+if the generator changes, this fails before a process test blames the daemon."""
+
+from __future__ import annotations
+
+from chaos.oracle import DEMO_VIEW, demo_view
+from musicfs.demo import DemoLibrary
+
+
+def test_the_oracle_names_every_generated_track_and_cover_once(demo_library: DemoLibrary) -> None:
+    generated = sorted(str(path) for path in (*(t.path for t in demo_library.tracks), *demo_library.covers))
+    named = sorted(str(path) for path in demo_view(demo_library.root).values())
+    assert named == generated
+    assert len(set(DEMO_VIEW.values())) == len(DEMO_VIEW)
