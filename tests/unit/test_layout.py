@@ -100,6 +100,16 @@ def test_missing_mandatory_field_gives_the_fallback_name() -> None:
     assert paths([entry(1, title="T")], Template.parse("{genre}/{title}")) == {1: "_/T.flac"}
 
 
+def test_constant_folder_holds_every_track() -> None:
+    template = Template.parse("Library/{albumartist}/{title}")
+    result = paths([entry(1, albumartist="A", title="T"), entry(2, title="U"), entry(3, stem="x")], template)
+    assert result == {
+        1: "Library/A/T.flac",
+        2: f"Library/{UNKNOWN_ARTIST}/U.flac",
+        3: f"Library/{UNKNOWN_ARTIST}/x.flac",
+    }
+
+
 def test_spelling_of_artist_and_album_is_unified() -> None:
     result = paths(
         [
@@ -319,6 +329,7 @@ TEMPLATES = st.sampled_from(
         "{title}",
         "{genre}/{artist} - {title}",
         "{albumartist}/[{year} - ]{album}/{disc}.{track}",
+        "Library/{albumartist}/Lossless/{title}",
     ]
 ).map(Template.parse)
 SETTINGS = settings(max_examples=100, deadline=None)

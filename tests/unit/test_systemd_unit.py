@@ -1,4 +1,4 @@
-"""dist/musicfs.service: systemd accepts it, and the directives the daemon's behaviour relies on are set."""
+"""dist/: systemd accepts musicfs.service and the player drop-in, and the directives they rely on are set."""
 
 from __future__ import annotations
 
@@ -9,30 +9,49 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2] / "dist" / "musicfs.service"
+DIST = Path(__file__).resolve().parents[2] / "dist"
+UNIT = DIST / "musicfs.service"
+PLAYER_DROP_IN = DIST / "mpd.service.d" / "musicfs.conf"
+DEBIAN_MPD_UNIT = Path("/lib/systemd/system/mpd.service")
 
 
-def _service() -> dict[str, list[str]]:
+def _section(path: Path, wanted: str) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
     section = ""
-    for line in UNIT.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.strip()
         if line.startswith("["):
             section = line
-        elif line and not line.startswith("#") and section == "[Service]":
+        elif line and not line.startswith("#") and section == wanted:
             key, _, value = line.partition("=")
             values.setdefault(key, []).append(value)
     return values
 
 
-@pytest.mark.failure_mode("2.10")
-def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+def _service() -> dict[str, list[str]]:
+    return _section(UNIT, "[Service]")
+
+
+def _analyze() -> str:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze is missing: install Debian's systemd package"
+    return analyze
+
+
+def _install_musicfs_unit(folder: Path) -> None:
+    """dist/musicfs.service into `folder`, its ExecStart naming the musicfs of this virtualenv."""
     musicfs = Path(sys.executable).with_name("musicfs")
-    unit = tmp_path / "musicfs.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/musicfs", str(musicfs)))
-    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    (folder / "musicfs.service").write_text(UNIT.read_text().replace("/usr/local/bin/musicfs", str(musicfs)))
+
+
+def _verify(unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.failure_mode("2.10")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    _install_musicfs_unit(tmp_path)
+    done = _verify(tmp_path / "musicfs.service")
     assert done.returncode == 0, done.stderr
     assert "musicfs.service" not in done.stderr, done.stderr
 
@@ -58,3 +77,38 @@ def test_directives_the_behaviour_depends_on() -> None:
         "ReadOnlyPaths",
     }
     assert not hiding & service.keys(), "these create a mount namespace that hides the FUSE mount"
+
+
+def _player_with_drop_in(folder: Path, drop_in: str) -> Path:
+    """Debian's real mpd.service in `folder` with `drop_in` as mpd.service.d/musicfs.conf beside it."""
+    assert DEBIAN_MPD_UNIT.is_file(), f"{DEBIAN_MPD_UNIT} is missing: install Debian's mpd package"
+    unit = folder / "mpd.service"
+    unit.write_text(DEBIAN_MPD_UNIT.read_text())
+    (folder / "mpd.service.d").mkdir()
+    (folder / "mpd.service.d" / "musicfs.conf").write_text(drop_in)
+    return unit
+
+
+@pytest.mark.failure_mode("7.3")
+def test_systemd_analyze_verify_accepts_the_player_drop_in_on_debians_mpd_unit(tmp_path: Path) -> None:
+    _install_musicfs_unit(tmp_path)
+    done = _verify(_player_with_drop_in(tmp_path, PLAYER_DROP_IN.read_text()))
+    assert done.returncode == 0, done.stderr
+    assert "musicfs" not in done.stderr, done.stderr
+
+
+@pytest.mark.failure_mode("7.3")
+def test_systemd_analyze_verify_reads_drop_ins_beside_the_unit(tmp_path: Path) -> None:
+    # The control for the test above: verify does read mpd.service.d/ from there, so its silence
+    # about the real drop-in means systemd accepted it.
+    _install_musicfs_unit(tmp_path)
+    done = _verify(_player_with_drop_in(tmp_path, PLAYER_DROP_IN.read_text() + "NoSuchDirective=1\n"))
+    assert "musicfs.conf" in done.stderr and "NoSuchDirective" in done.stderr, done.stderr
+
+
+@pytest.mark.failure_mode("7.3")
+def test_the_drop_in_orders_the_player_after_musicfs_without_binding_to_it() -> None:
+    unit = _section(PLAYER_DROP_IN, "[Unit]")
+    assert unit == {"Requires": ["musicfs.service"], "After": ["musicfs.service"]}
+    # BindsTo= would stop the player on every crash and leave it stopped after Restart= (see the file).
+    assert _service()["Restart"] == ["on-failure"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicfs.core.errors import ConfigError
-from musicfs.tree.sanitize import SLASH_REPLACEMENT
+from musicfs.tree.sanitize import SLASH_REPLACEMENT, sanitize_component
 from musicfs.tree.template import DEFAULT_TEMPLATE, FIELDS, NUMBER_FIELDS, FieldValue, Template
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
@@ -101,6 +103,32 @@ def test_folder_fields() -> None:
     assert Template.parse("{title}").folder_fields == ()
 
 
+def test_constant_folders_are_shown_as_written() -> None:
+    assert render("Library/{albumartist}/{title}", albumartist="A", title="T", ext="flac") == [
+        "Library",
+        "A",
+        "T.flac",
+    ]
+    assert render("Music/Lossless/{title}", title="T", ext="flac") == ["Music", "Lossless", "T.flac"]
+    assert render(r"{genre}/\[Live\] Sets/{title}", genre="Rock", title="T", ext="mp3") == [
+        "Rock",
+        "[Live] Sets",
+        "T.mp3",
+    ]
+    assert render("Bücher und Hörspiele/{title}", title="T", ext="mp3")[0] == "Bücher und Hörspiele"
+
+
+def test_constant_folders_are_normalised_to_nfc() -> None:
+    decomposed = "Bu\u0308cher"
+    assert render(f"{decomposed}/{{title}}", title="T", ext="mp3")[0] == "B\u00fccher"
+
+
+def test_constant_folders_add_no_folder_fields() -> None:
+    template = Template.parse("Library/{albumartist}/{album}/{title}")
+    assert template.folder_fields == ("album", "albumartist")
+    assert template.render_folders({"albumartist": "A", "album": "B"}) == ("Library", "A", "B")
+
+
 def test_missing_mandatory_field_renders_empty() -> None:
     assert render("{genre}/{title}", title="T", ext="mp3") == ["", "T.mp3"]
 
@@ -119,11 +147,20 @@ def test_missing_mandatory_field_renders_empty() -> None:
         ("[[{year}]]{title}", "nested"),
         ("[{year}/{title}]", "'/' at position 7 inside"),
         ("[ - ]{title}", "has no field"),
-        ("a//{title}", "component 'a' has no field"),
+        ("a//{title}", "empty component at position 2"),
         ("{artist}//{title}", "empty component at position 9"),
         ("/{title}", "empty component at position 0"),
         ("{title}/", "empty component at position 8"),
-        ("Music/{title}", "component 'Music' has no field"),
+        ("Music", "the file name needs a field"),
+        ("Music/Library", "component 'Library' has no field outside [...]; the file name needs a field"),
+        ("Music/.{ext}", "besides .{ext}"),
+        ("Music[ {genre}]/{title}", "component 'Music[ {genre}]' has no field outside [...]"),
+        ("./{title}", "constant folder '.' is not a valid name as written (it would be shown as '_')"),
+        ("../{title}", "constant folder '..' is not a valid name"),
+        (".hidden/{title}", "constant folder '.hidden' is not a valid name as written"),
+        (" Music/{title}", "constant folder ' Music' is not a valid name as written"),
+        ("Music /{title}", "it would be shown as 'Music'"),
+        ("M" * 256 + "/{title}", "is not a valid name as written"),
         ("[{genre}]/{title}", "has no field outside"),
         ("{artist}/.{ext}", "besides .{ext}"),
         ("{title:02}", "bad format"),
@@ -155,6 +192,24 @@ def test_parse_either_succeeds_or_raises_config_error(text: str) -> None:
     except ConfigError:
         return
     assert template.render({})  # a parsed template always renders
+
+
+def _literal(text: str) -> str:
+    """`text` escaped so that a template shows it literally."""
+    return "".join("\\" + char if char in "{}[]\\" else char for char in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=40))
+def test_a_constant_folder_is_refused_or_shown_exactly_as_written(text: str) -> None:
+    try:
+        template = Template.parse(f"{_literal(text)}/{{title}}")
+    except ConfigError as error:
+        assert "\n" not in str(error)
+        return
+    shown = template.render({})[0]
+    assert shown == unicodedata.normalize("NFC", text)
+    assert sanitize_component(shown) == shown  # what layout makes of it changes nothing
 
 
 FIELD_VALUES = st.fixed_dictionaries(

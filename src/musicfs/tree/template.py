@@ -15,7 +15,10 @@ Syntax (the default is `DEFAULT_TEMPLATE`)::
   at least one field, and hold no ``/``.
 * ``\\{``, ``\\}``, ``\\[``, ``\\]`` and ``\\\\`` stand for the character itself; any other backslash is an
   error.
-* Every component needs a field outside ``[...]`` (so it can never render empty by design).
+* Every component needs a field outside ``[...]`` (so it can never render empty by design), except
+  that a folder may be constant text (``Library/{albumartist}/...``: no field, no section), which must
+  be a valid name as written (not ``.`` or ``..``, no leading dot or surrounding space, at most 255
+  bytes); it is normalised to NFC and shown exactly so. The file name always needs a field.
 * The file name ends with the extension: when the last component ends with ``.{ext}`` that is the
   extension, otherwise ``.{ext}`` is appended. ``{ext}`` may also appear anywhere else.
 
@@ -29,12 +32,13 @@ making whole components valid is left to `sanitize_component`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from musicfs.core.errors import ConfigError
-from musicfs.tree.sanitize import sanitize_piece
+from musicfs.tree.sanitize import sanitize_component, sanitize_piece
 
 DEFAULT_TEMPLATE: Final = "{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}"
 
@@ -99,8 +103,9 @@ class Template:
 
         Raises:
             ConfigError: the template is empty, names an unknown field, has an unbalanced or nested
-                bracket, a bad escape or format, an empty component, or a component without a field;
-                the message is one line naming the problem and its position.
+                bracket, a bad escape or format, an empty component, a component without a field
+                (other than a constant folder), or a constant folder that is not a valid name as
+                written; the message is one line naming the problem and its position.
         """
         *folders, file = _Parser(text).parse()
         return cls(text, _field_names(folders), tuple(folders), file)
@@ -294,11 +299,27 @@ class _Parser:
         source = self._text[self._component_start : end]
         if not source:
             raise self._error(f"empty component at position {self._component_start}")
-        if not any(isinstance(node, _Field) for node in nodes):
-            what = "the file name needs a field besides .{ext}" if last else "it needs a field"
+        if not last and len(nodes) == 1 and isinstance(nodes[0], str):
+            nodes = [self._constant_folder(nodes[0])]
+        elif not any(isinstance(node, _Field) for node in nodes):
+            what = (
+                "the file name needs a field besides .{ext}"
+                if last
+                else "a folder needs one, or else only constant text"
+            )
             raise self._error(f"component {source!r} has no field outside [...]; {what}")
         self._components.append(tuple(nodes))
         self._nodes = []
+
+    def _constant_folder(self, text: str) -> str:
+        """Checks a folder made of constant text: it must be shown exactly as written (once NFC)."""
+        name = unicodedata.normalize("NFC", text)
+        shown = sanitize_component(name)
+        if shown != name:
+            raise self._error(
+                f"constant folder {text!r} is not a valid name as written (it would be shown as {shown!r})"
+            )
+        return name
 
     def _error(self, problem: str) -> ConfigError:
         """Builds the one-line error for `problem`."""
