@@ -3,5 +3,5 @@
 # fault tests plus the real daemon on real FUSE mounts). Extra arguments go to tox (e.g. -e unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 exec .venv/bin/tox "$@"
