@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,18 @@ def test_reads_return_the_origin_bytes_at_every_offset(demo_library: DemoLibrary
                 offset = rng.randrange(0, len(expected) + 10)
                 size = rng.choice([1, 7, 4096, 65536, 200_000])
                 assert os.pread(handle.fileno(), size, offset) == expected[offset : offset + size]
+
+
+def test_names_sent_in_nfd_find_the_same_files(demo_library: DemoLibrary, spawn: Spawn) -> None:
+    """macOS clients (SMB, NFS re-exports) send decomposed names: they reach the NFC-named files."""
+    daemon = spawn([demo_library.root])
+    composed = [view for view in DEMO_VIEW if unicodedata.normalize("NFD", view) != view]
+    assert composed
+    for view in composed:
+        decomposed = daemon.mountpoint / unicodedata.normalize("NFD", view)
+        assert decomposed.read_bytes() == demo_view(demo_library.root)[view].read_bytes()
+    assert sorted(listed(daemon.mountpoint)) == sorted(DEMO_VIEW)  # listed in one form only
+    assert_clean_log(daemon)
 
 
 def test_origin_attribute_names_the_origin_file(demo_library: DemoLibrary, spawn: Spawn) -> None:

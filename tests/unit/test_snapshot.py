@@ -3,6 +3,7 @@ diff that drives kernel invalidations."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from musicfs.fs.invalidate import changed_between
@@ -78,3 +79,14 @@ def test_each_version_of_a_file_has_its_own_generation() -> None:
 def test_no_change_no_invalidation() -> None:
     files = (Shown(7, b"A/B/one.flac"), Shown(9, b"C/three.flac"))
     assert changed_between(_tree(*files), _tree(*files)) == ([], [])
+
+
+def test_a_name_in_another_unicode_form_finds_the_same_file() -> None:
+    nfc = "Sigur Rós/Ágætis.flac".encode()
+    tree = Tree.build([Shown(7, b"A/" + nfc.split(b"/")[1])], FOLDERS)
+    nfd = unicodedata.normalize("NFD", "Ágætis.flac").encode()
+    assert nfd != nfc.split(b"/")[1]
+    found = tree.lookup(100, nfd)
+    assert found is not None and found.inode == 7 and found.name == "Ágætis.flac".encode()
+    assert tree.lookup(100, b"\xff\xfe") is None  # not UTF-8: no other form to try
+    assert [n.name for n in tree.children_after(tree.get(100), 0)] == ["Ágætis.flac".encode()]  # type: ignore[arg-type]

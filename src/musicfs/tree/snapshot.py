@@ -11,6 +11,7 @@ Concurrency: immutable after build; safe to read from any thread or task without
 from __future__ import annotations
 
 import bisect
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -105,10 +106,14 @@ class Tree:
         return iter(self._nodes.items())
 
     def lookup(self, parent: int, name: bytes) -> Node | None:
+        """The child `name` of folder `parent`. Names are shown in NFC; a name in another Unicode
+        form (macOS clients send NFD over SMB and NFS re-exports) finds the same child."""
         folder = self._nodes.get(parent)
         if folder is None or folder.children is None:
             return None
         inode = folder.children.get(name)
+        if inode is None and not name.isascii():
+            inode = folder.children.get(_nfc(name))
         return None if inode is None else self._nodes[inode]
 
     def children_after(self, folder: Node, after_inode: int) -> Iterator[Node]:
@@ -155,6 +160,14 @@ class Tree:
             for child in folder.children.values():
                 _carry_times(nodes[child], folder, nodes)
         return cls(nodes, count, total)
+
+
+def _nfc(name: bytes) -> bytes:
+    try:
+        text = name.decode()
+    except UnicodeDecodeError:
+        return name
+    return unicodedata.normalize("NFC", text).encode()
 
 
 def _folder(
