@@ -31,7 +31,7 @@ from musicfs.tree.template import Template
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1  # bump when the layout rules change, so stored layouts are recomputed
+LAYOUT_VERSION = 2  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
 
 

@@ -385,3 +385,52 @@ def test_only_copies_from_a_worse_origin_are_hidden(entries: list[TrackEntry]) -
             assert any(
                 other.origin_priority < item.origin_priority for other in entries if other.track_id in shown
             )
+
+
+# Albums are one folder (issue 13.1)
+
+
+def _kind_of_blue(*years: int | None) -> list[TrackEntry]:
+    titles = ["So What", "Freddie Freeloader", "Blue in Green", "All Blues", "Flamenco Sketches"]
+    return [
+        entry(n, albumartist="Miles Davis", album="Kind of Blue", title=titles[n - 1], track=n, year=year)
+        for n, year in enumerate(years, start=1)
+    ]
+
+
+def test_a_track_without_a_year_joins_its_album() -> None:
+    result = paths(_kind_of_blue(1959, 1959, 1959, 1959, None))
+    assert {p.rsplit("/", 1)[0] for p in result.values()} == {"Miles Davis/Kind of Blue (1959)"}
+
+
+def test_a_track_with_a_stray_year_joins_its_album_under_the_most_common_year() -> None:
+    result = paths(_kind_of_blue(1959, 1997, 1959, 1959, 1959))
+    assert {p.rsplit("/", 1)[0] for p in result.values()} == {"Miles Davis/Kind of Blue (1959)"}
+
+
+def test_a_tie_of_years_goes_to_the_earliest() -> None:
+    result = paths(_kind_of_blue(1997, 1959, None, 1959, 1997))
+    assert {p.rsplit("/", 1)[0] for p in result.values()} == {"Miles Davis/Kind of Blue (1959)"}
+
+
+def test_two_editions_with_the_same_track_numbers_stay_apart_by_year() -> None:
+    original = _kind_of_blue(1959, 1959, 1959)
+    remaster = [replace(e, track_id=e.track_id + 10, tags=replace(e.tags, year=1997)) for e in original]
+    result = paths(
+        [*original, *remaster, entry(99, albumartist="Miles Davis", album="Kind of Blue", title="X")]
+    )
+    folders = {track_id: p.rsplit("/", 1)[0] for track_id, p in result.items()}
+    assert {folders[n] for n in (1, 2, 3)} == {"Miles Davis/Kind of Blue (1959)"}
+    assert {folders[n] for n in (11, 12, 13)} == {"Miles Davis/Kind of Blue (1997)"}
+    assert folders[99] == "Miles Davis/Kind of Blue (1959)"  # no year: the most common (ties: earliest)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.none(), st.sampled_from([1959, 1997, 2009])), min_size=1, max_size=8))
+def test_an_album_without_repeated_track_numbers_is_always_one_folder(years: list[int | None]) -> None:
+    titles = [f"Song {n}" for n in range(len(years))]
+    entries = [
+        entry(n, albumartist="A", album="B", title=titles[n], track=n + 1, year=year)
+        for n, year in enumerate(years)
+    ]
+    assert len({p.rsplit("/", 1)[0] for p in paths(entries).values()}) == 1

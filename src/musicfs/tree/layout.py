@@ -14,6 +14,11 @@ Rules, all independent of the order of the entries:
 * Albums are grouped by albumartist and album, compared case-insensitively (casefold of the NFC text).
   Each album artist, and each album of it, is spelled the same way on every track: its most common
   spelling, ties going to the smallest string (so ``ABBA`` and ``Abba`` share one folder).
+* ``year`` is the album's, not the track's: the most common year among the album's tracks, ties going
+  to the earliest, so a track without a date or with a stray one joins its album's folder. Only when
+  two years of one album each hold a track of the same disc and number (an original and a remaster
+  tagged as the same album) are they two editions: each track then keeps its own year, and tracks
+  without one take the album's most common year.
 * ``disc`` is filled only for a multi-disc album: one whose tracks have a disctotal above 1 or
   span more than one disc number.
 * The same track in several origins: tracks with a title tag whose identity (album artist, album,
@@ -184,6 +189,7 @@ class _Renderer:
         self._multi_disc = multi_disc
         self._artist_spellings = _spellings((track.names.key[0], track.names.albumartist) for track in tracks)
         self._album_spellings = _spellings((track.names.key, track.names.album) for track in tracks)
+        self._years = _album_years(tracks)
         self._folders: dict[object, _Path] = {}
         self._folder_key = _values_of(template.folder_fields)
 
@@ -211,13 +217,48 @@ class _Renderer:
             "album": self._album_spellings[names.key],
             "title": track.title or entry.stem,
             "genre": tags.genre,
-            "year": tags.year,
+            "year": self._years.get(entry.track_id),
             "track": tags.track,
             "tracktotal": tags.tracktotal,
             "disc": _disc(track, self._multi_disc),
             "disctotal": tags.disctotal,
             "ext": entry.ext,
         }
+
+
+def _album_years(tracks: Iterable[_Track]) -> dict[int, int]:
+    """The year shown for each track that has one (see the module docstring), by track_id."""
+    albums: dict[_AlbumKey, list[_Track]] = {}
+    for track in tracks:
+        albums.setdefault(track.names.key, []).append(track)
+    shown: dict[int, int] = {}
+    for album in albums.values():
+        numbers: dict[int, set[tuple[int | None, int]]] = {}
+        for track in album:
+            year = track.entry.tags.year
+            if year is not None:
+                numbered = numbers.setdefault(year, set())
+                if track.entry.tags.track is not None:
+                    numbered.add((track.entry.tags.disc, track.entry.tags.track))
+        if not numbers:
+            continue
+        counts = Counter(t.entry.tags.year for t in album if t.entry.tags.year is not None)
+        common = min(counts, key=lambda year: (-counts[year], year))
+        editions = _share_a_number(list(numbers.values()))
+        for track in album:
+            own = track.entry.tags.year
+            shown[track.entry.track_id] = own if editions and own is not None else common
+    return shown
+
+
+def _share_a_number(groups: list[set[tuple[int | None, int]]]) -> bool:
+    """Whether two of the groups hold the same (disc, track) number."""
+    seen: set[tuple[int | None, int]] = set()
+    for group in groups:
+        if seen & group:
+            return True
+        seen |= group
+    return False
 
 
 def _values_of(names: tuple[str, ...]) -> Callable[[Mapping[str, FieldValue]], object]:
