@@ -11,8 +11,9 @@ The paths below are written out from the tags `musicfs.demo` writes and the defa
 as the README states them (`{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}`;
 `Various Artists` for compilations without an album artist; `Unknown Artist` / `Unknown Album`; the
 title, else the file's name; `/` shown as U+2215; of two clashing tracks the one found later gets
-` (2)`; covers in their album's folder). Nothing here calls MusicFS's layout code. Names and tags of
-the demo library do not depend on its seed, so this holds for every seed (the bytes do not).
+` (2)`; covers in their album's folder, and as `cover.<ext>` where no file is named so). Nothing
+here calls MusicFS's layout code. Names and tags of the demo library do not depend on its seed, so
+this holds for every seed (the bytes do not).
 
 Concurrency: constants and plain blocking functions that only read; safe from any thread.
 """
@@ -45,6 +46,7 @@ DEMO_VIEW: dict[str, str] = {
     "Sigur Rós/Ágætis byrjun (1999)/02 Starálfur.ogg": f"{_AGAETIS}/track2.ogg",
     "Sigur Rós/Ágætis byrjun (1999)/03 Viðrar vel til loftárása.ogg": f"{_AGAETIS}/track3.ogg",
     "Sigur Rós/Ágætis byrjun (1999)/folder.jpg": f"{_AGAETIS}/folder.jpg",
+    "Sigur Rós/Ágætis byrjun (1999)/cover.jpg": f"{_AGAETIS}/folder.jpg",  # the name MPD looks for
     "Sigur Rós/Untitled Demos/01 Untitled #1.opus": "Music/Sigur Rós/demos/untitled 1.opus",  # no year
     "Sigur Rós/Untitled Demos/02 Untitled #2.opus": "Music/Sigur Rós/demos/untitled 2.opus",
     "山田太郎/東京の夜 (2005)/1-01 夜明け.mp3": f"{_TOKYO}/CD1/01 - 夜明け.mp3",  # discs "1/2", "2/2"

@@ -24,6 +24,8 @@ from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.local import AUDIO, LocalOrigin
+from musicfs.tags import AUDIO_EXTENSIONS
+from musicfs.tree.covers import cover_aliases
 from musicfs.tree.layout import layout
 from musicfs.tree.sanitize import sanitize_component
 from musicfs.tree.snapshot import Tree
@@ -31,7 +33,7 @@ from musicfs.tree.template import Template
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 2  # bump when the layout rules change, so stored layouts are recomputed
+LAYOUT_VERSION = 3  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
 
 
@@ -102,7 +104,8 @@ class Library:
 
     def _publish(self) -> Tree:
         files, folders = self.index.view(self.priority)
-        new = Tree.build(files, folders)
+        aliases = cover_aliases(files, _is_audio_name, lambda name: not _is_audio_name(name))
+        new = Tree.build([*files, *aliases], folders)
         fault_point("tree.publish")
         old, self.tree = self.tree, new
         self._unpublished = False
@@ -110,6 +113,11 @@ class Library:
         for listener in self.listeners:
             listener(old, new)
         return new
+
+
+def _is_audio_name(name: bytes) -> bool:
+    """Whether a shown file is a track (the view shows only tracks and cover images)."""
+    return posixpath.splitext(name)[1][1:].decode(errors="replace").lower() in AUDIO_EXTENSIONS
 
 
 def _entry(indexed: IndexedFile, priority: int) -> TrackEntry:
@@ -123,8 +131,9 @@ def _entry(indexed: IndexedFile, priority: int) -> TrackEntry:
 def _place_covers(files: list[IndexedFile], viewpaths: dict[int, bytes | None]) -> None:
     """Show each cover image in the album folder of the tracks that sit beside it in the origin.
 
-    When those tracks landed in several folders, the cover goes to the first of them (by name); a
-    cover whose name is already taken in that folder is not shown.
+    When those tracks landed in several folders, the cover's place is the first of them (by name;
+    `musicfs.tree.covers` shows it in the others too). A cover whose name is taken there (each disc's
+    `CD2/cover.jpg` of one album) is shown with its origin folder's name: `cover (CD2).jpg`.
     """
     album_of: dict[tuple[int, bytes], bytes] = {}
     taken: set[bytes] = set()
@@ -141,6 +150,10 @@ def _place_covers(files: list[IndexedFile], viewpaths: dict[int, bytes | None]) 
             continue
         name = sanitize_component(os.fsdecode(posixpath.basename(f.relpath))).encode()
         path = posixpath.join(album, name)
+        if path in taken:
+            stem, ext = posixpath.splitext(name)
+            where = os.fsdecode(posixpath.basename(posixpath.dirname(f.relpath))) or "origin"
+            path = posixpath.join(album, sanitize_component(f"{os.fsdecode(stem)} ({where})").encode() + ext)
         if path not in taken:
             viewpaths[f.inode] = path
             taken.add(path)

@@ -9,6 +9,10 @@ from musicfs.demo import DemoLibrary
 
 def test_the_oracle_names_every_generated_track_and_cover_once(demo_library: DemoLibrary) -> None:
     generated = sorted(str(path) for path in (*(t.path for t in demo_library.tracks), *demo_library.covers))
-    named = sorted(str(path) for path in demo_view(demo_library.root).values())
+    named = sorted({str(path) for path in demo_view(demo_library.root).values()})
     assert named == generated
-    assert len(set(DEMO_VIEW.values())) == len(DEMO_VIEW)
+    shown_twice = [v for v in DEMO_VIEW if list(DEMO_VIEW.values()).count(DEMO_VIEW[v]) > 1]
+    assert shown_twice == [  # only a cover, also under the name MPD looks for
+        "Sigur Rós/Ágætis byrjun (1999)/folder.jpg",
+        "Sigur Rós/Ágætis byrjun (1999)/cover.jpg",
+    ]
