@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(fuse3 libfuse3-dev pkg-config gcc python3 python3-dev python3-venv bindfs systemd)
+packages=(fuse3 libfuse3-dev pkg-config gcc python3 python3-dev python3-venv bindfs systemd rsync)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

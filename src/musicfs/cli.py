@@ -185,7 +185,7 @@ def _control(args: argparse.Namespace) -> int:
 
     if (args.mountpoint is None) == (args.state_dir is None):
         raise ConfigError(f"musicfs {args.command} needs a MOUNTPOINT or --state-dir (one of them)")
-    socket = control.socket_for(args.mountpoint, args.state_dir)
+    socket = client.control_socket(args.mountpoint, args.state_dir)
     if args.command == "shutdown":
         print(client.shutdown(socket, args.timeout))
     elif args.command == "rescan":
