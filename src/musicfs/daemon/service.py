@@ -34,6 +34,7 @@ from musicfs.core import faults
 from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
 from musicfs.daemon.caching import FILL_QUEUE, fill_tracks, scrub
+from musicfs.daemon.fusemount import mount_fuse
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
@@ -156,7 +157,7 @@ class Service:
     async def _serve(self) -> None:
         mountpoint = str(self.options.mountpoint)
         started = time.monotonic()
-        pyfuse3.init(self.operations, mountpoint, fuse_options(self.options))
+        mount_fuse(self.operations, mountpoint, fuse_options(self.options))
         log.info("mounted %s", mountpoint)
         try:
             async with trio.open_nursery() as nursery:
