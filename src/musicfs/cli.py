@@ -2,25 +2,28 @@
 
 Owns: the command-line interface (mount, unmount, scan, tree, demo) and the exit codes documented in
 README.md: 0 success, 1 other user error, 2 bad usage or config, 3 origin problem, 4 mountpoint
-problem, 5 state directory problem, 6 already running, 70 internal error (a bug: traceback logged),
-130 interrupted.
+problem, 5 state directory problem (also: its disk is full), 6 already running, 7 FUSE refused the
+mount, 70 internal error (a bug: traceback logged), 130 interrupted, 141 stdout closed early (`| head`).
 Concurrency: main thread only.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
-from musicfs.core.errors import ConfigError, UserError
+from musicfs.core.errors import ConfigError, StateDirError, UserError
 from musicfs.daemon.crash import install_crash_hooks
 from musicfs.daemon.logsetup import setup_logging
 
@@ -28,6 +31,7 @@ log = logging.getLogger("musicfs")
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for other tools cut off by `| head`
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,11 +138,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from musicfs.demo import generate_library
-
-        demo = generate_library(args.destination, seed=args.seed)
-        print(f"wrote a demo library of {len(demo.tracks)} tracks to {demo.root}")
-        return 0
+        return _demo(args.destination, args.seed)
     if args.command in ("status", "rescan", "shutdown", "metrics"):
         return _control(args)
     if args.command == "fsck":
@@ -155,14 +155,56 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "mount":
         if config.mountpoint is None:
             raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
-        app.mount(config)
+        with _full_disk_is_a_state_dir_error(config.state_dir):
+            app.mount(config)
     elif args.command == "scan":
-        with app.open_instance(config) as library:
+        with _full_disk_is_a_state_dir_error(config.state_dir), app.open_instance(config) as library:
             for report in app.scan(library):
                 print(report.summary())
     elif args.command == "tree":
         _print_tree(config)
     return 0
+
+
+def _demo(destination: Path, seed: int) -> int:
+    from musicfs.demo import generate_library
+
+    try:
+        demo = generate_library(destination, seed=seed)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != destination else ""
+        why = exc.strerror or str(exc)
+        raise UserError(f"cannot write the demo library to {destination}: {why}{where}") from None
+    except RuntimeError as exc:  # numpy or soundfile missing
+        raise UserError(str(exc)) from None
+    print(f"wrote a demo library of {len(demo.tracks)} tracks to {demo.root}")
+    return 0
+
+
+@contextmanager
+def _full_disk_is_a_state_dir_error(state_dir: Path) -> Iterator[None]:
+    """No space for the lock or the index is one line and exit 5 (a full cache disk never gets here:
+    the cache turns to pass-through)."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        if not _disk_full(exc, state_dir):
+            raise
+        raise StateDirError(
+            f"no space left on the disk of state directory {state_dir}: free some space or choose another"
+        ) from None
+
+
+def _disk_full(exc: OSError | sqlite3.Error, state_dir: Path) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    try:  # SQLite reports a failed allocation of its -shm file as an I/O error
+        return code == sqlite3.SQLITE_IOERR and os.statvfs(state_dir).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _fsck(args: argparse.Namespace) -> int:
@@ -172,7 +214,8 @@ def _fsck(args: argparse.Namespace) -> int:
     values = read_config_file(args.config) if args.config else {}
     state_dir = absolute(Path(args.state_dir or values.get("state_dir") or default_state_dir()))
     cache_dir = absolute(Path(args.cache_dir or values.get("cache_dir") or default_cache_dir()))
-    checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair)
+    with _full_disk_is_a_state_dir_error(state_dir):
+        checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair)
     print("\n".join(checked.lines))
     print("no problems found" if checked.problems == 0 else f"{checked.problems} problem(s) found")
     return 1 if checked.problems else 0
@@ -185,7 +228,7 @@ def _control(args: argparse.Namespace) -> int:
 
     if (args.mountpoint is None) == (args.state_dir is None):
         raise ConfigError(f"musicfs {args.command} needs a MOUNTPOINT or --state-dir (one of them)")
-    socket = control.socket_for(args.mountpoint, args.state_dir)
+    socket = client.control_socket(args.mountpoint, args.state_dir)
     if args.command == "shutdown":
         print(client.shutdown(socket, args.timeout))
     elif args.command == "rescan":
@@ -212,6 +255,7 @@ def _print_tree(config: Config) -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="musicfs-tree-") as scratch,
+        _full_disk_is_a_state_dir_error(Path(scratch)),
         app.open_instance(replace(config, state_dir=Path(scratch))) as library,
     ):
         app.scan(library)
@@ -226,7 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level or "INFO")
     install_crash_hooks()
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # a closed stdout fails here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # every other pipe and socket is wrapped: this is stdout, read by `head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush stays quiet
+        return EXIT_STDOUT_CLOSED
     except UserError as exc:
         print(f"musicfs: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -105,11 +105,11 @@ class Library:
     def _publish(self) -> Tree:
         files, folders = self.index.view(self.priority)
         aliases = cover_aliases(files, _is_audio_name, lambda name: not _is_audio_name(name))
-        new = Tree.build([*files, *aliases], folders)
+        new = Tree.build([*files, *aliases], folders, lambda f: _is_audio_name(posixpath.basename(f.relpath)))
         fault_point("tree.publish")
         old, self.tree = self.tree, new
         self._unpublished = False
-        log.info("serving %d files in %d entries", new.file_count, len(new))
+        log.info("serving %d tracks (%d files) in %d entries", new.track_count, new.file_count, len(new))
         for listener in self.listeners:
             listener(old, new)
         return new

@@ -2,7 +2,7 @@
 origins (which filesystem an origin is on).
 
 Owns: `MountEntry`, `parse_mountinfo` (octal escapes such as \\040 decoded, malformed lines skipped)
-and `read_mountinfo`.
+and `read_mountinfo`. The super options are kept: a FUSE mount's `user_id=` names who mounted it.
 Concurrency: pure parsing plus one read of /proc; safe from any thread.
 """
 
@@ -20,6 +20,15 @@ class MountEntry:
     mount_point: bytes
     fstype: str
     source: str
+    super_options: str = ""  # e.g. "ro,user_id=0,group_id=0" for a FUSE mount
+
+    def option(self, name: str) -> str | None:
+        """The value of super option `name` (`user_id` of a FUSE mount: who mounted it), or None."""
+        for option in self.super_options.split(","):
+            key, _, value = option.partition("=")
+            if key == name:
+                return value
+        return None
 
 
 def read_mountinfo() -> bytes:
@@ -39,6 +48,7 @@ def parse_mountinfo(text: bytes) -> list[MountEntry]:
                     _unescape(fields[4]),
                     fields[separator + 1].decode(errors="replace"),
                     _unescape(fields[separator + 2]).decode(errors="replace"),
+                    fields[separator + 3].decode(errors="replace") if len(fields) > separator + 3 else "",
                 )
             )
         except (ValueError, IndexError):

@@ -15,7 +15,7 @@ from musicfs.daemon.supervisor import Supervisor
 
 
 class FakeTree:
-    file_count = 3
+    file_count = track_count = 3
 
 
 class FakeLibrary:

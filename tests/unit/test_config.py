@@ -72,3 +72,56 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_bad_values(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_config(values, {"state_dir": "/tmp/x"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), r"is not UTF-8 text \(line 1: byte 0x89\)"),
+        ('state_dir = "/var/lib/musicfs"\n'.encode("utf-16"), "is UTF-16; save it as UTF-8"),
+        (
+            b'template = "{artist}/{title}"\nstate_dir = "/srv/caf\xe9"\n',
+            r"is not UTF-8 text \(line 2: byte 0xe9\)",
+        ),
+    ],
+    ids=["binary", "utf-16", "latin-1-byte-in-a-string"],
+)
+def test_config_file_that_is_not_utf8(tmp_path: Path, content: bytes, message: str) -> None:
+    file = tmp_path / "musicfs.toml"
+    file.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"config file {file} {message}") as error:
+        read_config_file(file)
+    assert "\n" not in str(error.value)
+
+
+def test_deeply_nested_config_file(tmp_path: Path) -> None:
+    file = tmp_path / "musicfs.toml"
+    file.write_text("origin = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=f"config file {file} is nested too deeply"):
+        read_config_file(file)
+
+
+@pytest.mark.parametrize("key", ["state_dir", "cache_dir", "mountpoint", "template"])
+def test_nul_in_a_config_file_string(tmp_path: Path, key: str) -> None:
+    file = tmp_path / "musicfs.toml"
+    file.write_text(f'{key} = "/srv/a\\u0000b"\n')
+    with pytest.raises(ConfigError, match=f"config file {file}: '{key}' contains a NUL character"):
+        read_config_file(file)
+
+
+def test_nul_in_an_origin_path_of_the_config_file(tmp_path: Path) -> None:
+    file = tmp_path / "musicfs.toml"
+    file.write_text('[[origin]]\npath = "/srv/a\\u0000b"\n')
+    with pytest.raises(ConfigError, match=r"\[\[origin\]\] entry 1: 'path' contains a NUL character"):
+        read_config_file(file)
+
+
+@pytest.mark.parametrize("key", ["state_dir", "cache_dir", "mountpoint"])
+def test_nul_in_a_path_given_on_the_command_line(key: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key} contains a NUL character"):
+        build_config({}, {"origin": ["/music"], key: "/srv/a\0b"})
+
+
+def test_nul_in_an_origin_given_on_the_command_line() -> None:
+    with pytest.raises(ConfigError, match="origin contains a NUL character"):
+        build_config({}, {"origin": ["/music\0x"], "state_dir": "/tmp/x"})

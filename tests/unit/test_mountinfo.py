@@ -15,6 +15,7 @@ def test_escaped_mount_points_are_decoded_exactly() -> None:
     assert [e.mount_point for e in entries] == [b"/", b"/mnt/my music\tx", b"/mnt/caf\xe9"]
     assert entries[1].fstype == "fuse.musicfs"
     assert entries[1].source == "musicfs"
+    assert entries[1].option("user_id") == "0" and entries[1].option("allow_other") is None
     assert entries[2].fstype == "fuse.bindfs"
 
 

@@ -1,6 +1,7 @@
 """The validated configuration of one MusicFS instance, from a TOML file and command-line overrides.
 
-Owns: `Config` and `OriginConfig` (frozen dataclasses), reading the TOML file with `tomllib`, and the
+Owns: `Config` and `OriginConfig` (frozen dataclasses), reading the TOML file with `tomllib` (UTF-8
+only; a file that is not UTF-8, too deeply nested or holds a NUL in a string is a ConfigError), and the
 default locations of the state directory. It checks types and values; checks that touch the disk
 (does the origin exist, is the mountpoint a folder) live in `musicfs.daemon.preflight`.
 Concurrency: values are immutable; loading does blocking file I/O and runs before the event loop.
@@ -114,14 +115,17 @@ def default_state_dir() -> Path:
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read and type-check a TOML config file; raise ConfigError with one line on any problem."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(_utf8_text(raw, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a MusicFS config") from None
     _check_keys(data, _TOP_KEYS, f"config file {path}")
     for index, origin in enumerate(data.get("origin", [])):
         if not isinstance(origin, dict):
@@ -132,10 +136,24 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _utf8_text(raw: bytes, path: Path) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {path} is UTF-16; save it as UTF-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (line {line}: byte 0x{raw[exc.start]:02x})"
+        ) from None
+
+
 def _check_keys(data: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
     for key, value in data.items():
         if key not in schema:
             raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(schema))})")
+        if isinstance(value, str) and "\0" in value:
+            raise ConfigError(f"{where}: '{key}' contains a NUL character")
         expected = schema[key]
         if isinstance(value, bool) and expected is not bool and bool not in _as_tuple(expected):
             raise ConfigError(f"{where}: '{key}' must be {_type_name(expected)}, not a boolean")
@@ -160,6 +178,10 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
     """
     merged: dict[str, Any] = dict(file_values)
     merged.update({key: value for key, value in overrides.items() if value is not None})
+    for key, value in merged.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\0" in item for item in values):
+            raise ConfigError(f"{key} contains a NUL character")
     origins = _origins(merged.get("origin", []))
     if not origins:
         raise ConfigError("no origin given: pass --origin PATH or add an [[origin]] table to the config")
@@ -226,4 +248,7 @@ def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
 
 
 def absolute(path: Path) -> Path:
+    """`path` made absolute (`~` expanded); ConfigError for a NUL, which no path can contain."""
+    if "\0" in str(path):
+        raise ConfigError(f"path {str(path)!r} contains a NUL character")
     return Path(os.path.abspath(os.path.expanduser(path)))

@@ -53,6 +53,13 @@ class AlreadyRunningError(UserError):
     exit_code = 6
 
 
+class MountFailedError(UserError):
+    """FUSE refused the mount: no access to /dev/fuse, allow_other not permitted for this user, or the
+    kernel or fusermount3 said no (their reason is in the message)."""
+
+    exit_code = 7
+
+
 class TagReadError(MusicFSError):
     """A file's tags could not be read (corrupt, truncated, or not audio after all)."""
 

@@ -1,7 +1,8 @@
 """The client side of `musicfs status|rescan|shutdown|metrics`: find the daemon, ask, show the answer.
 
-Owns: waiting for a daemon to be gone after `shutdown` (the blocking unmount users ask for) and the
-readable form of a status answer.
+Owns: finding the control socket (in `--state-dir`, or named by a live MusicFS mount: see
+`musicfs.daemon.serving`), waiting for a daemon to be gone after `shutdown` (the blocking unmount users
+ask for) and the readable form of a status answer.
 Concurrency: short blocking calls in the CLI process.
 """
 
@@ -13,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from musicfs.daemon import control
+from musicfs.daemon.serving import find_serving
+
+
+def control_socket(mountpoint: Path | None, state_dir: Path | None) -> Path:
+    """The control socket in `state_dir`, or the one of the MusicFS mounted at exactly `mountpoint`."""
+    if state_dir is not None:
+        return state_dir / control.SOCKET_NAME
+    assert mountpoint is not None
+    return find_serving(mountpoint).control_socket
 
 
 def shutdown(socket: Path, timeout: float) -> str:

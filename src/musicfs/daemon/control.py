@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from musicfs.core.errors import MountpointError, UserError
+from musicfs.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,6 @@ async def _read_line(stream: trio.SocketStream) -> bytes:
 
 async def _send(stream: trio.SocketStream, answer: Mapping[str, Any]) -> None:
     await stream.send_all(json.dumps(answer).encode() + b"\n")
-
-
-def socket_for(mountpoint: Path | None, state_dir: Path | None) -> Path:
-    """The control socket of the daemon serving `mountpoint` (asked through its root's xattr), or the
-    one in `state_dir`."""
-    if state_dir is not None:
-        return state_dir / SOCKET_NAME
-    assert mountpoint is not None
-    try:
-        return Path(os.fsdecode(os.getxattr(mountpoint, XATTR_CONTROL)))
-    except OSError as exc:
-        raise MountpointError(f"{mountpoint} is not served by a running MusicFS ({exc.strerror})") from None
 
 
 def request(path: Path, command: str, timeout: float = REQUEST_TIMEOUT, **arguments: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Owns: the on-demand checks. The index gets SQLite's quick_check (integrity_check
 damaged index is only reported unless `--repair` is given, which sets it aside to be rebuilt by the
 next scan. The cache gets the same check as at start (every chunk verified with `--full`); since it
 only holds copies of origin data, what it finds is always repaired (stray temp files and orphans
-removed, bad chunks quarantined). The exit code is 0 when nothing was wrong, 1 otherwise.
+removed, bad chunks quarantined). The exit code is 0 when nothing was wrong, 1 otherwise; a state
+directory that does not exist is an error (5), never created.
 Concurrency: takes the instance lock first, so it never runs beside a mount of the same state dir.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicfs.cache.store import ChunkStore, Watermarks
+from musicfs.core.errors import StateDirError
 from musicfs.daemon.lock import InstanceLock
 from musicfs.daemon.preflight import prepare_state_dir
 from musicfs.index.schema import INDEX_NAME
@@ -29,6 +31,9 @@ class FsckReport:
 
 def fsck(state_dir: Path, cache_dir: Path, *, full: bool, repair: bool) -> FsckReport:
     report = FsckReport()
+    if not state_dir.is_dir():  # a typo must not become a new, empty state dir that "has no problems"
+        what = "is not a folder" if state_dir.exists() else "does not exist"
+        raise StateDirError(f"state directory {state_dir} {what}: nothing to check (is --state-dir right?)")
     prepare_state_dir(state_dir)
     lock = InstanceLock(state_dir)
     lock.acquire()

@@ -71,11 +71,11 @@ class Rescans:
             return
         except BaseException:
             self.failed += 1
-            self.notifier.status(f"serving {self.library.tree.file_count} tracks (last rescan failed)")
+            self.notifier.status(f"serving {self.library.tree.track_count} tracks (last rescan failed)")
             raise
         self.completed += 1
         log.info("rescan (%s) finished: serving %d files", why, self.library.tree.file_count)
-        self.notifier.status(f"serving {self.library.tree.file_count} tracks")
+        self.notifier.status(f"serving {self.library.tree.track_count} tracks")
 
     async def poll(self, interval: float) -> None:
         """Request a rescan every `interval` seconds (origins where change events are not seen)."""

@@ -34,6 +34,7 @@ from musicfs.core import faults
 from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
 from musicfs.daemon.caching import FILL_QUEUE, fill_tracks, scrub
+from musicfs.daemon.fusemount import mount_fuse
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
@@ -156,7 +157,7 @@ class Service:
     async def _serve(self) -> None:
         mountpoint = str(self.options.mountpoint)
         started = time.monotonic()
-        pyfuse3.init(self.operations, mountpoint, fuse_options(self.options))
+        mount_fuse(self.operations, mountpoint, fuse_options(self.options))
         log.info("mounted %s", mountpoint)
         try:
             async with trio.open_nursery() as nursery:
@@ -205,7 +206,7 @@ class Service:
         self.state = "ready"
         tree = self.library.tree
         log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
-        self.notifier.send("READY=1", f"STATUS=serving {tree.file_count} tracks")
+        self.notifier.send("READY=1", f"STATUS=serving {tree.track_count} tracks")
         _raise_read_ahead(root.st_dev)
         supervise = self.supervisor.start
         supervise(nursery, "rescans", self.rescans.run, critical=True)
@@ -278,7 +279,7 @@ class Service:
             return {
                 "finished": True,
                 "failed": self.rescans.failed > failed_before,
-                "tracks": self.library.tree.file_count,
+                "tracks": self.library.tree.track_count,
             }
         return {"finished": False}
 
@@ -298,7 +299,7 @@ class Service:
             STATS,
             self.supervisor.tasks.values(),
             origins,
-            self.library.tree.file_count,
+            self.library.tree.track_count,
             resources.measure(),
             await self._cache_usage(),
         )
@@ -336,7 +337,7 @@ class Service:
             "pid": os.getpid(),
             "mountpoint": str(self.options.mountpoint),
             "state": self.mount_state(),
-            "tracks": self.library.tree.file_count,
+            "tracks": self.library.tree.track_count,
             "origins": [
                 {"path": os.fsdecode(o.root), **self._origin_state(o.origin_id, offline)}
                 for o in self.library.origins

@@ -1,21 +1,27 @@
 """`musicfs unmount`: end the daemon serving a mountpoint, or clean the dead mount it left.
 
-Owns: asking a live MusicFS to stop (SIGTERM to the PID its root reports, then waiting until the
-mount is gone, so the command returns only when the unmount happened) and lazily unmounting a dead
-one.
+Owns: asking a live MusicFS to stop (SIGTERM to the PID its root reports, checked by
+`musicfs.daemon.serving`, then waiting until the mount is gone, so the command returns only when the
+unmount happened) and lazily unmounting a dead one. Only the user who mounted it, or root, may; a
+daemon that does not answer (stopped, hung) is left alone with a one-line error within the timeout.
 Concurrency: a short-lived command on the main thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pwd
 import signal
 import time
 from pathlib import Path
 
-from musicfs.core.errors import MountpointError
-from musicfs.daemon.mounts import FSTYPE, find_mount, lazy_unmount, probe, serving_pid
+from musicfs.core.errors import MountpointError, UserError
+from musicfs.daemon.control import ControlError
+from musicfs.daemon.mounts import FSTYPE, PROBE_TIMEOUT, find_mount, lazy_unmount, probe
+from musicfs.daemon.serving import find_serving
+from musicfs.mountinfo import MountEntry
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +31,37 @@ def unmount(mountpoint: Path, timeout: float) -> str:
     entry = find_mount(mountpoint)
     if entry is None:
         raise MountpointError(f"nothing is mounted at {mountpoint}")
-    state = probe(mountpoint)
+    _refuse_other_users(mountpoint, entry)
+    state = probe(mountpoint, min(timeout, PROBE_TIMEOUT))
     if state == "dead":
         lazy_unmount(mountpoint)
         return f"cleaned the stale mount at {mountpoint}"
     if entry.fstype != FSTYPE:
         raise MountpointError(f"{mountpoint} is a {entry.fstype} mount, not MusicFS; not touching it")
-    pid = serving_pid(mountpoint)
-    if not pid.isdigit():
-        lazy_unmount(mountpoint)
-        return f"unmounted {mountpoint} (its daemon did not say its PID)"
-    os.kill(int(pid), signal.SIGTERM)
+    if state == "hung":
+        raise ControlError(
+            f"the MusicFS at {mountpoint} does not answer (stopped or hung?); nothing was done; "
+            f"to detach its mount anyway: fusermount3 -uz {mountpoint}"
+        )
+    pid = find_serving(mountpoint, min(timeout, PROBE_TIMEOUT)).pid
+    with contextlib.suppress(ProcessLookupError):  # it is exiting already: wait for the mount to go
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if find_mount(mountpoint) is None:
             return f"unmounted {mountpoint}; MusicFS (pid {pid}) stopped"
         time.sleep(0.05)
     raise MountpointError(f"MusicFS (pid {pid}) did not unmount {mountpoint} within {timeout:g} s")
+
+
+def _refuse_other_users(mountpoint: Path, entry: MountEntry) -> None:
+    """Only the user who mounted a FUSE mount (and root) may end it."""
+    owner = entry.option("user_id")
+    if os.getuid() == 0 or owner is None or not owner.isdigit() or int(owner) == os.getuid():
+        return
+    try:
+        name = pwd.getpwuid(int(owner)).pw_name
+    except KeyError:
+        name = f"uid {owner}"
+    who = "root" if int(owner) == 0 else f"{name} or root"
+    raise UserError(f"{mountpoint} was mounted by {name}; only {who} can unmount it")

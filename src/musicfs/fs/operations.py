@@ -4,7 +4,7 @@ Owns: translating FUSE requests into tree lookups and gateway reads, the table o
 attributes shown (files 0444, folders 0555, owned by the mounting user, sizes and times from the
 origin), and the extended attributes `user.musicfs.origin` (files: where the bytes really are) and
 `user.musicfs.pid` and `user.musicfs.control` (root: the PID of the daemon serving this mount and its
-control socket).
+control socket; answered by name but not listed, so `cp -a` and `rsync -X` do not copy them, 7.6).
 Concurrency: every handler runs as a trio task on the event-loop thread. Handlers read
 `tree_source()` once per request and use that snapshot throughout; they never block: origin I/O goes
 through `OriginGateway`, which keeps slow work off the loop with deadlines. Every handler is wrapped
@@ -193,6 +193,8 @@ class MusicOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        if inode == pyfuse3.ROOT_INODE:
+            return []  # the root's attributes steer `musicfs` commands: unlisted, so backups never copy them
         return list(self._xattrs(self._node(inode)))
 
     def _xattrs(self, node: Node) -> dict[bytes, bytes]:

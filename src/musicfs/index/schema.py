@@ -57,6 +57,8 @@ def open_database(path: Path, *, quick_check: bool = False) -> sqlite3.Connectio
         if quick_check:
             _quick_check(connection)
         return connection
+    except sqlite3.OperationalError:
+        raise  # the disk failed (full, I/O error, no permission), not the index: nothing to set aside
     except sqlite3.DatabaseError as exc:
         set_aside(path, "index", f"it cannot be read ({exc})")
         return _open_current(path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 ROOT_INODE = 1
@@ -91,9 +91,10 @@ class Node:
 class Tree:
     """One complete, immutable view of the library."""
 
-    def __init__(self, nodes: dict[int, Node], file_count: int, total_bytes: int) -> None:
+    def __init__(self, nodes: dict[int, Node], file_count: int, total_bytes: int, track_count: int) -> None:
         self._nodes = nodes
-        self.file_count = file_count
+        self.file_count = file_count  # every shown file: tracks, covers and their aliases
+        self.track_count = track_count  # the files that are tracks (what status and metrics count)
         self.total_bytes = total_bytes
 
     def __len__(self) -> int:
@@ -134,15 +135,21 @@ class Tree:
         return cls.build((), {})
 
     @classmethod
-    def build(cls, files: Iterable[ShownFile], folder_inodes: Mapping[bytes, int]) -> Tree:
-        """Build a snapshot from shown files (`viewpath` like b"Artist/Album/01 x.flac").
+    def build(
+        cls,
+        files: Iterable[ShownFile],
+        folder_inodes: Mapping[bytes, int],
+        is_track: Callable[[ShownFile], bool] = lambda _shown: True,
+    ) -> Tree:
+        """Build a snapshot from shown files (`viewpath` like b"Artist/Album/01 x.flac"); `is_track`
+        tells which of them count as tracks.
 
         Raises KeyError when a folder of a viewpath has no inode in `folder_inodes`.
         """
         root = Node(ROOT_INODE, ROOT_INODE, b"", folder=True)
         nodes = {ROOT_INODE: root}
         folders = {b"": root}
-        count = total = 0
+        count = total = tracks = 0
         for shown in files:
             folder_path, _, name = shown.viewpath.rpartition(b"/")
             parent = _folder(folder_path, folders, nodes, folder_inodes)
@@ -154,12 +161,13 @@ class Tree:
             parent.children[name] = node.inode
             count += 1
             total += shown.size
+            tracks += is_track(shown)
         for folder in folders.values():
             assert folder.children is not None
             folder.order = tuple(sorted(folder.children.values()))
             for child in folder.children.values():
                 _carry_times(nodes[child], folder, nodes)
-        return cls(nodes, count, total)
+        return cls(nodes, count, total, tracks)
 
 
 def _nfc(name: bytes) -> bytes:
