@@ -2,7 +2,7 @@
 
 Owns: asking a live MusicFS to stop (SIGTERM to the PID its root reports, then waiting until the
 mount is gone, so the command returns only when the unmount happened) and lazily unmounting a dead
-one.
+one it made (a dead mount of another program is refused, not cleaned).
 Concurrency: a short-lived command on the main thread.
 """
 
@@ -15,7 +15,14 @@ import time
 from pathlib import Path
 
 from musicfs.core.errors import MountpointError
-from musicfs.daemon.mounts import FSTYPE, find_mount, lazy_unmount, probe, serving_pid
+from musicfs.daemon.mounts import (
+    find_mount,
+    is_ours,
+    lazy_unmount,
+    probe,
+    refuse_foreign_dead_mount,
+    serving_pid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +33,12 @@ def unmount(mountpoint: Path, timeout: float) -> str:
     if entry is None:
         raise MountpointError(f"nothing is mounted at {mountpoint}")
     state = probe(mountpoint)
+    if state == "dead" and not is_ours(entry):
+        raise refuse_foreign_dead_mount(mountpoint, entry)
     if state == "dead":
         lazy_unmount(mountpoint)
         return f"cleaned the stale mount at {mountpoint}"
-    if entry.fstype != FSTYPE:
+    if not is_ours(entry):
         raise MountpointError(f"{mountpoint} is a {entry.fstype} mount, not MusicFS; not touching it")
     pid = serving_pid(mountpoint)
     if not pid.isdigit():
