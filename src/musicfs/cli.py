@@ -133,6 +133,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "mount":
+        from musicfs.daemon.signals import StopSignals
+
+        signals = StopSignals.install()  # first of all: every phase handles every signal (7.5)
     if args.command == "demo":
         from musicfs.demo import generate_library
 
@@ -155,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "mount":
         if config.mountpoint is None:
             raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
-        app.mount(config)
+        app.mount(config, signals)
     elif args.command == "scan":
         with app.open_instance(config) as library:
             for report in app.scan(library):
