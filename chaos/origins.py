@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from musicfs.core.faults import fault_point
-from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
+from musicfs.origins.local import PROBE_TIMEOUT, FoundFile, LocalOrigin, WalkProblems
 
 ACTIONS = ("hang", "eio", "enoent", "latency", "short", "vanish")
 
@@ -111,10 +111,12 @@ class FaultyOrigin(LocalOrigin):
     def _vanished(self) -> bool:
         return any(fault.action == "vanish" for fault in self.faults) and not self._released.is_set()
 
-    def unavailable_reason(self, knows_files: bool) -> str | None:
+    def unavailable_reason(
+        self, knows_files: bool, timeout: float = PROBE_TIMEOUT, stop: threading.Event | None = None
+    ) -> str | None:
         if self._vanished():
             return f"{os.fsdecode(self.root)}: vanished (injected)"
-        return super().unavailable_reason(knows_files)
+        return super().unavailable_reason(knows_files, timeout, stop)
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
         if self._vanished():

@@ -137,6 +137,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "mount":
+        from musicfs.daemon.signals import StopSignals
+
+        signals = StopSignals.install()  # first of all: every phase handles every signal (7.5)
     if args.command == "demo":
         return _demo(args.destination, args.seed)
     if args.command in ("status", "rescan", "shutdown", "metrics"):
@@ -156,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         if config.mountpoint is None:
             raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
         with _full_disk_is_a_state_dir_error(config.state_dir):
-            app.mount(config)
+            app.mount(config, signals)
     elif args.command == "scan":
         with _full_disk_is_a_state_dir_error(config.state_dir), app.open_instance(config) as library:
             for report in app.scan(library):

@@ -18,8 +18,10 @@ import pytest
 
 from chaos.daemon import MUSICFS, DaemonProcess
 from chaos.plan import FaultPlan
+from tests.process.bindfs import Bindfs
 
 Spawn = Callable[..., DaemonProcess]
+MountBindfs = Callable[[Path, Path], Bindfs]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,3 +98,18 @@ def wait_until(
             return time.monotonic() - started
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; daemon log:\n{log()}")
+
+
+@pytest.fixture
+def bindfs() -> Iterator[MountBindfs]:
+    """Mount folders with a real bindfs the test can freeze or kill; thawed and unmounted afterwards."""
+    mounts: list[Bindfs] = []
+
+    def mount(source: Path, mountpoint: Path) -> Bindfs:
+        mounted = Bindfs(source, mountpoint)
+        mounts.append(mounted)
+        return mounted.start()
+
+    yield mount
+    for mounted in mounts:
+        mounted.cleanup()

@@ -3,6 +3,7 @@ and the rule that a vanished origin never empties the index."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -14,7 +15,7 @@ import pytest
 from musicfs.core.config import build_config
 from musicfs.index.scanner import scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
-from musicfs.index.store import Index
+from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.library import Library
 from musicfs.origins.local import LocalOrigin
 
@@ -165,7 +166,7 @@ def _files(library: Library) -> list[tuple[int, object]]:
 
 
 @pytest.mark.failure_mode("2.4")
-def test_index_failing_quick_check_after_a_crash_is_set_aside(library_copy: Path, tmp_path: Path) -> None:
+def test_index_failing_its_deep_check_after_a_crash_is_set_aside(library_copy: Path, tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     index = Index(path)
     scan_origin(index, _origin(index, library_copy))
@@ -176,7 +177,37 @@ def test_index_failing_quick_check_after_a_crash_is_set_aside(library_copy: Path
         for offset in range(page * 4096, page * 4096 + 12):
             data[offset] ^= 0x5A
     path.write_bytes(bytes(data))
-    reopened = Index(path, quick_check=True)
+    reopened = Index(path, deep_check=True)
     assert reopened.stored_files(reopened.origin_id(os.fsencode(library_copy))) == {}  # rebuilt, empty
     reopened.close()
+    assert list(tmp_path.glob("index.sqlite.old-*"))
+
+
+@pytest.mark.failure_mode("2.4")
+def test_index_with_bytes_flipped_after_a_clean_close_is_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "index.sqlite"
+    index = Index(path)
+    origin_id = index.origin_id(b"/srv/music")
+    rows = [
+        NewFile(
+            f"Artist {n % 40}/Album {n % 300}/{n:05d}.flac".encode(),
+            "audio",
+            FileVersion(n, n, n, 1, n),
+            None,
+        )
+        for n in range(3000)
+    ]
+    index.apply(origin_id, added=rows)
+    index.close()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 200] = bytes(byte ^ 0xFF for byte in data[middle : middle + 200])
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        reopened = Index(path)  # after a clean stop too: the quick check runs at every open
+    assert reopened.stored_files(reopened.origin_id(b"/srv/music")) == {}  # rebuilt, empty
+    reopened.close()
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "set aside" in caplog.text
     assert list(tmp_path.glob("index.sqlite.old-*"))

@@ -36,13 +36,15 @@ class OriginConfigError(UserError):
 
 
 class MountpointError(UserError):
-    """The mountpoint is missing, not a folder, or busy with a mount that is not ours to clean."""
+    """The mountpoint is missing, not a folder, in a kernel filesystem, or busy with a mount that is not
+    ours to clean."""
 
     exit_code = 4
 
 
 class StateDirError(UserError):
-    """The state directory cannot be created, read or written."""
+    """The state (or cache) directory cannot be created, read or written, or lies inside an origin or the
+    mountpoint."""
 
     exit_code = 5
 

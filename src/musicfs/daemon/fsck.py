@@ -61,7 +61,7 @@ def _check_index(path: Path, full: bool, repair: bool, report: FsckReport) -> No
     report.problems += 1
     report.lines.append(f"index {path}: {pragma} found problems: {'; '.join(found[:3])}")
     if repair:
-        Index(path, quick_check=True).close()  # sets a damaged index aside; the next scan rebuilds it
+        Index(path, deep_check=full).close()  # sets a damaged index aside; the next scan rebuilds it
         report.lines.append("index: set aside; the next scan rebuilds it from the origins")
     else:
         report.lines.append("index: run again with --repair to set it aside and rebuild it")

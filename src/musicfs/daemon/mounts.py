@@ -1,7 +1,8 @@
 """Mountpoint state: reading /proc/self/mountinfo, telling live, dead and foreign mounts apart.
 
 Owns: finding the mount at an exact path (escaped characters decoded), probing whether a FUSE mount
-still has a daemon behind it, lazily unmounting a dead one, and refusing everything else (2.7/3.7).
+still has a daemon behind it, lazily unmounting a dead one that MusicFS made (a dead FUSE mount of
+another program is not ours to clean), and refusing everything else (2.7/3.7).
 `os.path.ismount` is not used: it says False for a dead FUSE mount. A plain stat is not trusted either
 (the kernel may answer it from its attribute cache); the probe is statvfs, which always reaches the
 daemon and fails with ENOTCONN when it is gone.
@@ -22,7 +23,8 @@ from musicfs.mountinfo import MountEntry, parse_mountinfo, read_mountinfo
 
 log = logging.getLogger(__name__)
 
-FSTYPE = "fuse.musicfs"
+FSTYPE = "fuse.musicfs"  # what the mount options fsname=musicfs, subtype=musicfs give in mountinfo
+SOURCE = "musicfs"
 PROBE_TIMEOUT = 5.0
 
 
@@ -63,6 +65,19 @@ def lazy_unmount(path: Path) -> None:
     raise MountpointError(f"cannot unmount the stale mount at {path}; try: fusermount3 -uz {path}")
 
 
+def is_ours(entry: MountEntry) -> bool:
+    """A mount MusicFS made (`musicfs.daemon.service.fuse_options`): type fuse.musicfs, source musicfs."""
+    return entry.fstype == FSTYPE and entry.source == SOURCE
+
+
+def refuse_foreign_dead_mount(path: Path, entry: MountEntry) -> MountpointError:
+    """The error for a dead FUSE mount of another program: not ours to clean (2.7)."""
+    return MountpointError(
+        f"{path} is a dead {entry.fstype} mount of {entry.source}, not MusicFS's, so it is not ours to "
+        f"clean; if nothing needs it, unmount it with: fusermount3 -uz {path}"
+    )
+
+
 def serving_pid(path: Path) -> str:
     """The PID a live MusicFS mount reports in its root's `user.musicfs.pid`, or 'unknown'."""
     try:
@@ -72,20 +87,23 @@ def serving_pid(path: Path) -> str:
 
 
 def clear_stale_mount(path: Path) -> bool:
-    """Make `path` usable as a mountpoint: unmount a dead FUSE mount there; refuse anything live.
+    """Make `path` usable as a mountpoint: unmount a dead MusicFS mount there; refuse anything else.
 
     Returns True if a stale mount was cleaned. Raises AlreadyRunningError when a live MusicFS serves
-    `path` and MountpointError for any other mount that is not ours to touch.
+    `path` and MountpointError for any other mount, a dead one of another program included: that
+    one is not ours to clean.
     """
     entry = find_mount(path)
     if entry is None:
         return False
     state = probe(path) if entry.fstype.startswith("fuse") else "foreign"
+    if state == "dead" and not is_ours(entry):
+        raise refuse_foreign_dead_mount(path, entry)
     if state == "dead":
         log.warning("cleaning a stale %s mount at %s (its daemon is gone)", entry.fstype, path)
         lazy_unmount(path)
         return True
-    if state == "live" and entry.fstype == FSTYPE:
+    if state == "live" and is_ours(entry):
         raise AlreadyRunningError(f"{path} is already served by a running MusicFS (pid {serving_pid(path)})")
     if state == "hung":
         raise MountpointError(

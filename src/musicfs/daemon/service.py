@@ -1,8 +1,10 @@
 """The mounted service: the FUSE session, readiness, signals, supervised background work, shutdown.
 
 Owns: the trio side of a running mount. `Service.run` mounts, answers requests until SIGTERM/SIGINT,
-`musicfs shutdown` or an external unmount, and always unmounts on the way out (2.1, 2.3):
-  1. mount with pyfuse3 and start the request loop;
+`musicfs shutdown` or an external unmount, and unmounts on the way out (2.1, 2.3):
+  1. mount with pyfuse3 and start the request loop; its signal receiver takes over from the
+     handlers of `musicfs.daemon.signals` and starts the shutdown for a stop signal they recorded
+     before it opened (7.5);
   2. READY=1 only once a stat of the mountpoint from a worker thread answers (2.10);
   3. background tasks under the supervisor (2.6): rescans (SIGHUP, `musicfs rescan`, a polling
      timer), the control socket, the watchdog pinger (3.1), the resource check (5.3);
@@ -10,6 +12,10 @@ Owns: the trio side of a running mount. `Service.run` mounts, answers requests u
      deadline (a second signal cuts it short), cancel the background tasks;
   5. unmount (lazily, so a busy mount never blocks the exit) and return; the caller then waits for
      a running scan, checkpoints and closes the index and releases the lock.
+If the request loop crashes instead (an exception escapes it), the mount is left dead rather than
+unmounted, and the exception goes on to exit non-zero: a dead mount makes players report an error
+(an empty folder would look like an empty library), and the next start, which systemd's
+Restart=on-failure brings, cleans it.
 Concurrency: everything here runs on the trio thread; blocking work goes to worker threads.
 """
 
@@ -31,6 +37,7 @@ import trio
 
 from musicfs.cache.store import ChunkStore
 from musicfs.core import faults
+from musicfs.core.faults import fault_point
 from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
 from musicfs.daemon.caching import FILL_QUEUE, fill_tracks, scrub
@@ -39,6 +46,7 @@ from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
+from musicfs.daemon.signals import FINAL_SHUTDOWN, StopSignals
 from musicfs.daemon.supervisor import Supervisor
 from musicfs.daemon.watchdog import ping_interval, run_watchdog
 from musicfs.daemon.watching import watch_origin
@@ -100,12 +108,14 @@ class Service:
         library: Library,
         options: MountOptions,
         notifier: Notifier,
+        signals: StopSignals,
         cache: ChunkStore | None = None,
         cached: Collection[int] = (),
     ) -> None:
         self.library = library
         self.options = options
         self.notifier = notifier
+        self.signals = signals
         self.cache = cache
         self.gateways: Mapping[int, OriginGateway] = {
             origin.origin_id: OriginGateway(
@@ -113,6 +123,8 @@ class Service:
             )
             for origin in library.origins
         }
+        for origin_id, why in library.unavailable.items():  # missing or hung at start: EIO at once (7.4)
+            self.gateways[origin_id].offline = why
         self.control_socket = options.state_dir / control.SOCKET_NAME
         root_xattrs = {
             XATTR_PID: str(os.getpid()).encode(),
@@ -135,62 +147,78 @@ class Service:
         self._stopping = False
         self._shutdown_started: float | None = None
         self._drain_logged = False
-        self._scope: trio.CancelScope | None = None
+        self._loop_ended = False
+        self._reads_cut: int | None = None  # reads in flight when the drain was cut short
+        self._nursery: trio.Nursery | None = None
         library.listeners.append(_invalidate_after_publish)
 
     def run(self) -> None:
-        """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop."""
+        """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop.
+
+        Outside the event loop the handlers of `signals` take the signals; trio's receiver takes them
+        over while the loop runs and puts those handlers back when it closes (7.5).
+        """
         logging.getLogger().addHandler(self.recent)
-        # trio puts back the handler it found when its signal receiver closes: a SIGTERM after the
-        # request loop ended must land here, not on SIG_DFL (killed by SIGTERM after a clean stop).
-        signal.signal(signal.SIGTERM, _late_stop_signal)
-        signal.signal(signal.SIGINT, _late_stop_signal)
         try:
             trio.run(self._serve)
         finally:
+            self.signals.phase = FINAL_SHUTDOWN
             logging.getLogger().removeHandler(self.recent)
-            # The mount is gone; nothing is left to stop. SIG_IGN also survives interpreter
-            # finalization, which resets Python-level handlers to SIG_DFL.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def _serve(self) -> None:
         mountpoint = str(self.options.mountpoint)
         started = time.monotonic()
         mount_fuse(self.operations, mountpoint, fuse_options(self.options))
         log.info("mounted %s", mountpoint)
+        crashed = True
         try:
+            fault_point("service.mounted")  # the instant before the event loop takes the signals over
             async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
+                self._nursery = nursery
                 nursery.start_soon(self._handle_signals, nursery)
                 nursery.start_soon(self._start, started, nursery)
                 await pyfuse3.main()
+                self._loop_ended = True
                 if not self._stopping:
                     log.warning("the mount was removed from outside (fusermount -u?); stopping")
                     self._stopping = True
                 self._log_drained()
-                # The drain deadline may have passed; the ordered stop gets a bounded time of its own.
                 nursery.cancel_scope.deadline = trio.current_time() + TASK_STOP_TIMEOUT * len(STOP_ORDER)
                 await self.supervisor.stop(STOP_ORDER, TASK_STOP_TIMEOUT)
                 nursery.cancel_scope.cancel()
+            crashed = False
         finally:
             self.state = "stopping"
+            self.signals.phase = FINAL_SHUTDOWN
             self.library.stopping.set()
             self._log_drained(cut=True)
-            unmount_started = time.monotonic()
-            pyfuse3.close(unmount=True)
-            log.info(
-                "shutdown: unmounted %s (lazily) in %.3f s", mountpoint, time.monotonic() - unmount_started
-            )
+            if crashed:
+                # An empty folder would tell players the library is gone; a dead mount (ENOTCONN) says
+                # MusicFS is, and the next start (systemd restarts a failed unit) cleans it (2.7).
+                log.error(
+                    "the request loop crashed: leaving the mount at %s dead (not unmounted, so players "
+                    "see an error rather than an empty library); exiting with an error",
+                    mountpoint,
+                )
+                pyfuse3.close(unmount=False)
+            else:
+                unmount_started = time.monotonic()
+                pyfuse3.close(unmount=True)
+                log.info(
+                    "shutdown: unmounted %s (lazily) in %.3f s",
+                    mountpoint,
+                    time.monotonic() - unmount_started,
+                )
 
     def _log_drained(self, *, cut: bool = False) -> None:
         if self._shutdown_started is not None and not self._drain_logged:
             self._drain_logged = True
+            in_flight = self.operations.reads_in_flight if self._reads_cut is None else self._reads_cut
             log.info(
                 "shutdown: request loop %s after %.3f s (%d reads in flight)",
                 "cut short" if cut else "stopped",
                 time.monotonic() - self._shutdown_started,
-                self.operations.reads_in_flight,
+                in_flight,
             )
 
     async def _start(self, started: float, nursery: trio.Nursery) -> None:
@@ -203,10 +231,13 @@ class Service:
             log.error("the mount did not answer within %g s; stopping", READY_TIMEOUT)
             self.begin_shutdown("mount never answered")
             return
+        if self._stopping:
+            return
         self.state = "ready"
         tree = self.library.tree
         log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
         self.notifier.send("READY=1", f"STATUS=serving {tree.track_count} tracks")
+        fault_point("service.ready")
         _raise_read_ahead(root.st_dev)
         supervise = self.supervisor.start
         supervise(nursery, "rescans", self.rescans.run, critical=True)
@@ -356,6 +387,9 @@ class Service:
 
     async def _handle_signals(self, nursery: trio.Nursery) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            self.signals.phase = "serving"
+            if self.signals.received is not None:  # it came before the receiver took over
+                self.begin_shutdown(self.signals.received)
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
@@ -365,7 +399,7 @@ class Service:
                     self.begin_shutdown(name)
                 else:
                     log.warning("%s again during shutdown: cutting the drain short", name)
-                    nursery.cancel_scope.cancel()
+                    self._cut_drain()
 
     def begin_shutdown(self, why: str) -> None:
         """Stop taking requests and give in-flight ones until the drain deadline (trio thread only)."""
@@ -378,12 +412,19 @@ class Service:
         log.info("shutting down (%s): %d reads in flight", why, self.operations.reads_in_flight)
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({why})")
         pyfuse3.terminate()
-        assert self._scope is not None
-        self._scope.deadline = min(self._scope.deadline, trio.current_time() + self.options.drain_timeout)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._cut_drain_after, self.options.drain_timeout)
 
+    async def _cut_drain_after(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+        self._cut_drain()
 
-def _late_stop_signal(signum: int, _frame: object) -> None:
-    log.info("%s during the final shutdown: already stopping", signal.Signals(signum).name)
+    def _cut_drain(self) -> None:
+        """End the request loop now, counting the reads it cuts (14: the log must say how many)."""
+        if self._loop_ended or self._nursery is None:
+            return
+        self._reads_cut = self.operations.reads_in_flight
+        self._nursery.cancel_scope.cancel()
 
 
 def _invalidate_after_publish(old: Tree, new: Tree) -> None:

@@ -2,8 +2,9 @@
 
 Owns: asking a live MusicFS to stop (SIGTERM to the PID its root reports, checked by
 `musicfs.daemon.serving`, then waiting until the mount is gone, so the command returns only when the
-unmount happened) and lazily unmounting a dead one. Only the user who mounted it, or root, may; a
-daemon that does not answer (stopped, hung) is left alone with a one-line error within the timeout.
+unmount happened) and lazily unmounting a dead one it made (a dead mount of another program is
+refused, not cleaned). Only the user who mounted it, or root, may; a daemon that does not answer
+(stopped, hung) is left alone with a one-line error within the timeout.
 Concurrency: a short-lived command on the main thread.
 """
 
@@ -19,7 +20,14 @@ from pathlib import Path
 
 from musicfs.core.errors import MountpointError, UserError
 from musicfs.daemon.control import ControlError
-from musicfs.daemon.mounts import FSTYPE, PROBE_TIMEOUT, find_mount, lazy_unmount, probe
+from musicfs.daemon.mounts import (
+    PROBE_TIMEOUT,
+    find_mount,
+    is_ours,
+    lazy_unmount,
+    probe,
+    refuse_foreign_dead_mount,
+)
 from musicfs.daemon.serving import find_serving
 from musicfs.mountinfo import MountEntry
 
@@ -33,10 +41,12 @@ def unmount(mountpoint: Path, timeout: float) -> str:
         raise MountpointError(f"nothing is mounted at {mountpoint}")
     _refuse_other_users(mountpoint, entry)
     state = probe(mountpoint, min(timeout, PROBE_TIMEOUT))
+    if state == "dead" and not is_ours(entry):
+        raise refuse_foreign_dead_mount(mountpoint, entry)
     if state == "dead":
         lazy_unmount(mountpoint)
         return f"cleaned the stale mount at {mountpoint}"
-    if entry.fstype != FSTYPE:
+    if not is_ours(entry):
         raise MountpointError(f"{mountpoint} is a {entry.fstype} mount, not MusicFS; not touching it")
     if state == "hung":
         raise ControlError(

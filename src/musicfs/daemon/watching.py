@@ -6,7 +6,7 @@ batch, so copying a whole album in gives one rescan. When the origin's folder go
 is dropped and built again once the folder is back (the health checks say so to the user); when the
 kernel's watch limit is hit, the origin falls back to polling, with one warning.
 Concurrency: each loop is a supervised trio task that owns its watcher; building a watcher walks the
-tree, so it runs in a worker thread.
+tree, so it runs in a worker thread, and so does the filesystem-type probe, under a deadline.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from musicfs.origins.watch import InotifyWatcher, needs_polling
 log = logging.getLogger(__name__)
 
 DEBOUNCE = 1.0
+FSTYPE_TIMEOUT = 5.0  # finding the filesystem type resolves the path, which a frozen NAS never answers
 MAX_DELAY = 10.0
 
 
@@ -31,8 +32,11 @@ async def watch_origin(
 ) -> None:
     """Request a rescan whenever `origin` changes; returns when the origin needs polling instead."""
     name = os.fsdecode(origin.root)
-    if await trio.to_thread.run_sync(needs_polling, origin.root, abandon_on_cancel=True):
-        log.info("origin %s is on a network or FUSE filesystem: changes are found by polling", name)
+    polled = True  # an origin that does not answer (7.4) is left to the polling and the health checks
+    with trio.move_on_after(FSTYPE_TIMEOUT):
+        polled = await trio.to_thread.run_sync(needs_polling, origin.root, abandon_on_cancel=True)
+    if polled:
+        log.info("origin %s is on a network or FUSE filesystem (or hung): changes are found by polling", name)
         return
     while True:
         try:

@@ -80,7 +80,9 @@ def scan_origin(
     report = ScanReport(origin=os.fsdecode(origin.root))
     stored = index.stored_files(origin.origin_id)
     try:
-        reason = origin.unavailable_reason(knows_files=bool(stored))
+        reason = origin.unavailable_reason(knows_files=bool(stored), stop=stop)
+        if stop.is_set():
+            raise ScanCancelled()
         if reason is not None:
             raise OriginUnavailable(reason)
         problems = WalkProblems()

@@ -1,8 +1,8 @@
 """The SQLite schema of the index, its version, and opening a database safely.
 
 Owns: the DDL, `SCHEMA_VERSION` (kept in `PRAGMA user_version`), and the rule for old, newer or
-unreadable databases: the index only mirrors the origins, so any index we cannot read exactly is set
-aside (renamed, never deleted) and rebuilt by the next scan; it is never misread.
+unreadable or damaged databases: the index only mirrors the origins, so any index we cannot read
+exactly is set aside (renamed, never deleted) and rebuilt by the next scan; it is never misread.
 Concurrency: called once, before other threads use the connection.
 """
 
@@ -46,31 +46,39 @@ CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
 FIRST_INODE = 2  # 1 is the root folder
 
 
-def open_database(path: Path, *, quick_check: bool = False) -> sqlite3.Connection:
-    """Open (creating or rebuilding as needed) the index at `path`, in WAL mode.
+def open_database(path: Path, *, deep_check: bool = False) -> sqlite3.Connection:
+    """Open (creating or rebuilding as needed) the index at `path`, in WAL mode, checked first.
 
-    With `quick_check` (after an unclean stop) SQLite's quick_check runs first; an index that fails
-    it is set aside and rebuilt by the next scan, never served.
+    Every open runs SQLite's quick_check, `deep_check` (after an unclean stop) its integrity_check:
+    an index that fails is set aside and rebuilt by the next scan, never served (2.4). The cost was
+    measured on a 100,000-track index (28 MiB): quick_check 0.05 s with the file in the page cache,
+    1.0 s cold (reading the file, which the load of the tree does next anyway); integrity_check 0.28 s
+    warm, 1.2 s cold. quick_check finds flipped bytes in the middle of the file (40 of 40 tries);
+    integrity_check also checks that the indexes agree with the tables.
     """
     try:
         connection = _open_current(path)
-        if quick_check:
-            _quick_check(connection)
+        _check(connection, "integrity_check" if deep_check else "quick_check")
         return connection
     except sqlite3.OperationalError:
         raise  # the disk failed (full, I/O error, no permission), not the index: nothing to set aside
     except sqlite3.DatabaseError as exc:
-        set_aside(path, "index", f"it cannot be read ({exc})")
+        set_aside(path, "index", f"it is damaged ({exc})")
         return _open_current(path)
 
 
-def _quick_check(connection: sqlite3.Connection) -> None:
+def _check(connection: sqlite3.Connection, pragma: str) -> None:
     started = time.monotonic()
-    problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+    try:
+        problems = [row[0] for row in connection.execute(f"PRAGMA {pragma}")]
+    except sqlite3.DatabaseError:
+        connection.close()
+        raise
     if problems != ["ok"]:
         connection.close()
-        raise sqlite3.DatabaseError(f"quick_check: {'; '.join(problems[:3])}")
-    log.info("index quick_check passed in %.3f s", time.monotonic() - started)
+        raise sqlite3.DatabaseError(f"{pragma}: {'; '.join(problems[:3])}")
+    level = logging.DEBUG if pragma == "quick_check" else logging.INFO  # the routine one is not news
+    log.log(level, "index %s passed in %.3f s", pragma, time.monotonic() - started)
 
 
 def _open_current(path: Path) -> sqlite3.Connection:

@@ -84,8 +84,9 @@ class ViewFile:
 class Index:
     """The index database of one state directory."""
 
-    def __init__(self, path: Path, *, quick_check: bool = False) -> None:
-        self._db = open_database(path, quick_check=quick_check)
+    def __init__(self, path: Path, *, deep_check: bool = False) -> None:
+        self.path = path
+        self._db = open_database(path, deep_check=deep_check)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -4,8 +4,9 @@ Owns: walking an origin folder (bytes paths throughout, so names that are not UT
 audio files and cover images apart, and the plain system calls that read a file.
 Concurrency: every method does blocking I/O and may hang on a dead NAS; callers run them in worker
 threads (`musicfs.origins.gateway`), except `read_nowait`, which never waits for a device and is safe
-on the event loop. Instances hold no mutable state beyond the `supports_nowait` flag, which only ever
-goes from True to False, so sharing them between threads is safe.
+on the event loop, and `unavailable_reason`, which keeps its own deadline. Instances hold no mutable
+state beyond the `supports_nowait` flag, which only ever goes from True to False, and the last root
+listing of `unavailable_reason` (behind a lock), so sharing them between threads is safe.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ import errno
 import logging
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 
+from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone
 from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name
 
 log = logging.getLogger(__name__)
 
+DOES_NOT_ANSWER = "does not answer"
+PROBE_TIMEOUT = 10.0  # how long a listing of the root may take before the origin counts as hung
+STOP_POLL = 0.1  # how often a wait for that listing looks at its stop event
 EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not mounted?)"
 AUDIO = "audio"
 COVER = "cover"
@@ -56,6 +65,10 @@ class LocalOrigin:
         self.origin_id = origin_id
         self.root = os.path.abspath(root)
         self.supports_nowait = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
+        self._probe: Future[bool] | None = None  # the last listing of the root, maybe still stuck
+        self._probe_started = 0.0
+        self._probe_used = False  # its answer was given to a caller: the next one needs a new listing
+        self._probe_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalOrigin({self.origin_id}, {os.fsdecode(self.root)!r})"
@@ -63,19 +76,43 @@ class LocalOrigin:
     def abspath(self, relpath: bytes) -> bytes:
         return os.path.join(self.root, relpath)
 
-    def unavailable_reason(self, knows_files: bool) -> str | None:
+    def unavailable_reason(
+        self, knows_files: bool, timeout: float = PROBE_TIMEOUT, stop: threading.Event | None = None
+    ) -> str | None:
         """Why this origin cannot be trusted to show its files now, or None when it can.
 
         It cannot when its folder cannot be listed, or when the folder is empty while the index knows
         files in it (`knows_files`): an unmounted NAS looks exactly like that, and must never be taken
-        for a deleted library. One listing of the root, never more.
+        for a deleted library. One listing of the root, never more, in a thread of its own (7.4): a
+        listing that has not answered within `timeout` (a frozen NAS) makes the origin unavailable.
+        Callers share a listing under way, and one stuck for longer than a caller's `timeout` answers
+        that caller at once, so a hung origin holds one thread, never a pile; a listing that ended
+        since the last answer is used by the next caller (a slow NAS is not taken for a hung one).
+        `stop` being set ends the wait early (a shutdown).
         """
+        with self._probe_lock:
+            if self._probe is None or (self._probe.done() and self._probe_used):
+                name = f"musicfs-probe:{os.fsdecode(self.root)}"
+                self._probe, self._probe_started = in_thread(self._root_is_empty, name), time.monotonic()
+                self._probe_used = False
+            probe, waiting = self._probe, time.monotonic() - self._probe_started
+        deadline = time.monotonic() + max(0.0, timeout - waiting)
+        while not probe.done():
+            left = deadline - time.monotonic()
+            if left <= 0 or (stop is not None and stop.is_set()):
+                waited = time.monotonic() - self._probe_started
+                return f"{os.fsdecode(self.root)}: {DOES_NOT_ANSWER} (a listing has waited {waited:.1f} s)"
+            futures.wait((probe,), timeout=min(left, STOP_POLL))  # never raises the probe's error
+        self._probe_used = True
         try:
-            with os.scandir(self.root) as entries:
-                empty = next(entries, None) is None
+            empty = probe.result()
         except OSError as exc:
             return f"{os.fsdecode(self.root)}: {exc.strerror}"
         return EMPTY_BUT_KNOWN if empty and knows_files else None
+
+    def _root_is_empty(self) -> bool:
+        with os.scandir(self.root) as entries:
+            return next(entries, None) is None
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
         """Yield every audio file and cover image below the root, following symlinks safely.
