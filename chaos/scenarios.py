@@ -6,7 +6,8 @@ then PASS or FAIL with what was injected and what was observed), and the pieces 
 `ReaderPool` (threads streaming files through the mount and checking every byte), `served_files`,
 `add_track`, `mount_state` (asked with statfs, never a cacheable stat), `writer_failure_plan`,
 `logged_failure` (the log record whose traceback reaches an injected fault) and `OpenTrap` (an origin
-file turned into a FIFO, so one FUSE request stays in flight as long as a scenario wants).
+folder behind a bindfs mount frozen with SIGSTOP, so one FUSE request stays in flight as long as a
+scenario wants).
 
 Every scenario waits on conditions (log lines, notifications, files, counters) with timeouts; none
 sleeps and hopes. Whatever happens, `Context.cleanup` kills every daemon it started by PID and lazily
@@ -17,12 +18,14 @@ counters under the pool's condition variable.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -47,6 +50,7 @@ EXIT_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 5.0  # musicfs.daemon.service.DRAIN_TIMEOUT, restated: chaos does not rely on internals
 READ_CHUNK = 64 * 1024
 ADDED_VIEW_PATH = "Chaos Added/Fault Plan/New Track.flac"
+TRAP_VIEW_PATH = "Chaos Trap/Frozen Folder/Held Open.flac"
 _FLAC: Any = mutagen.flac.FLAC  # mutagen is untyped; calling it through Any keeps mypy --strict quiet
 
 
@@ -68,8 +72,14 @@ def served_files(mountpoint: Path) -> dict[Path, bytes]:
 def add_track(origin: Path) -> tuple[Path, str]:
     """Add a FLAC track with tags of its own to an origin folder; returns its path and the relative
     path the mount should show it at (`ADDED_VIEW_PATH`) after a rescan."""
-    source = next(p for p in sorted(origin.rglob("*.flac")) if _FLAC(p).info.length > 0)
     target = origin / "chaos-added" / "new-track.flac"
+    _tagged_copy(origin, target, "Chaos Added", "Fault Plan", "New Track")
+    return target, ADDED_VIEW_PATH
+
+
+def _tagged_copy(library: Path, target: Path, artist: str, album: str, title: str) -> None:
+    """Copy a FLAC of `library` (one with audio) to `target` with only these tags."""
+    source = next(p for p in sorted(library.rglob("*.flac")) if _FLAC(p).info.length > 0)
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(source, target)
     audio = _FLAC(target)
@@ -78,11 +88,10 @@ def add_track(origin: Path) -> tuple[Path, str]:
     audio = _FLAC(target)
     if audio.tags is None:
         audio.add_tags()
-    audio["artist"] = "Chaos Added"
-    audio["album"] = "Fault Plan"
-    audio["title"] = "New Track"
+    audio["artist"] = artist
+    audio["album"] = album
+    audio["title"] = title
     audio.save()
-    return target, ADDED_VIEW_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,23 +233,43 @@ def mount_state(path: Path) -> str:
 
 
 class OpenTrap:
-    """One origin file turned into a FIFO, so the daemon's open of it blocks in a worker thread.
+    """One folder of an origin served through a bindfs mount that the trap freezes with SIGSTOP (a
+    frozen NAS share inside the library), so the daemon's open of the one track in it blocks in a
+    worker thread.
 
     That holds a FUSE request in flight for as long as the test wants: the way to make a shutdown
-    drain wait. `spring` blocks until a daemon thread is stuck in the FIFO's open (seen in
-    /proc/PID/task/*/wchan); `restore` gives the file back its bytes (and frees a stuck opener).
+    drain wait. Build it before the daemon scans the origin (the track is shown at `TRAP_VIEW_PATH`),
+    `freeze` it once the daemon serves, open the track, and `wait_stuck` until a daemon thread waits
+    for the frozen filesystem (seen in /proc/PID/task/*/wchan); `restore` thaws and unmounts it (and
+    so frees a stuck opener); it never raises.
     """
 
-    WCHAN = "wait_for_partner"
+    WCHAN = "request_wait_answer"
 
-    def __init__(self, origin_file: Path) -> None:
-        self.origin_file = origin_file
-        self._data = origin_file.read_bytes()
-        origin_file.unlink()
-        os.mkfifo(origin_file)
+    def __init__(self, origin: Path, workdir: Path) -> None:
+        self.source = workdir / "trap-source"
+        self.mountpoint = origin / "chaos-trap"
+        self.source.mkdir(exist_ok=True)
+        _tagged_copy(origin, self.source / "held-open.flac", "Chaos Trap", "Frozen Folder", "Held Open")
+        self.mountpoint.mkdir(exist_ok=True)
+        self._bindfs = subprocess.Popen(
+            ["bindfs", "-f", str(self.source), str(self.mountpoint)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while mount_at(self.mountpoint) is None:
+            if time.monotonic() > deadline or self._bindfs.poll() is not None:
+                self.restore()
+                raise DaemonError(f"bindfs did not mount {self.mountpoint} (is bindfs installed?)")
+            time.sleep(0.01)
+
+    def freeze(self) -> None:
+        os.kill(self._bindfs.pid, signal.SIGSTOP)
 
     def wait_stuck(self, pid: int, timeout: float) -> bool:
-        """Wait until a thread of process `pid` is blocked opening the FIFO."""
+        """Wait until a thread of process `pid` is blocked on the frozen filesystem."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(wchan == self.WCHAN for wchan in _wchans(pid)):
@@ -249,17 +278,19 @@ class OpenTrap:
         return False
 
     def restore(self) -> None:
-        """Free whoever is stuck opening the FIFO, then put the real file back; never raises."""
-        try:
-            writer = os.open(self.origin_file, os.O_WRONLY | os.O_NONBLOCK)
-            os.close(writer)
-        except OSError:
-            pass  # nobody is waiting (ENXIO) or the FIFO is gone
-        try:
-            self.origin_file.unlink(missing_ok=True)
-            self.origin_file.write_bytes(self._data)
-        except OSError:
-            pass
+        """Thaw bindfs, unmount it and stop it (by its PID); never raises."""
+        if self._bindfs.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._bindfs.pid, signal.SIGCONT)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True, timeout=10)
+        if self._bindfs.poll() is None:
+            self._bindfs.terminate()
+            try:
+                self._bindfs.wait(5)
+            except subprocess.TimeoutExpired:
+                self._bindfs.kill()
+                self._bindfs.wait()
 
 
 def _wchans(pid: int) -> list[str]:
@@ -540,15 +571,19 @@ def _sigterm_under_load(ctx: Context) -> None:
 
 def _stuck_request(ctx: Context) -> tuple[DaemonProcess, BlockedOpen, dict[Path, bytes]]:
     """A daemon on a private origin with one FUSE open held in flight by an `OpenTrap`."""
-    daemon = ctx.start(ctx.origin_copy(), args=["--read-timeout", "60"])
-    files = served_files(daemon.mountpoint)
-    trapped = sorted(files)[0]
-    trap = OpenTrap(Path(os.fsdecode(os.getxattr(trapped, "user.musicfs.origin"))))
+    origin = ctx.origin_copy()
+    trap = OpenTrap(origin, ctx.workdir)
     ctx.traps.append(trap)
+    daemon = ctx.start(origin, args=["--read-timeout", "60"])
+    files = served_files(daemon.mountpoint)
+    trapped = daemon.mountpoint / TRAP_VIEW_PATH
+    trap.freeze()
     blocked = BlockedOpen(trapped)
-    ctx.inject(f"origin file of {trapped.relative_to(daemon.mountpoint)} replaced by a FIFO, and opened")
+    ctx.inject(f"the origin folder of {TRAP_VIEW_PATH} (a bindfs mount) frozen with SIGSTOP, and opened")
     if not trap.wait_stuck(daemon.pid, 10):
-        raise DaemonError("no daemon thread got stuck opening the FIFO (is /proc/PID/task/*/wchan readable?)")
+        raise DaemonError(
+            "no daemon thread got stuck on the frozen folder (is /proc/PID/task/*/wchan readable?)"
+        )
     ctx.observe("a daemon worker thread is stuck in the open: one FUSE request in flight")
     del files[trapped]
     return daemon, blocked, files
