@@ -114,6 +114,9 @@ def test_live_updates_resume_after_the_origin_is_mounted_again(
             daemon.log,
             10,
         )
-    for view, origin_file in {**again, **added}.items():
+    # And later changes reach the daemon through the new watches, not only through one rescan.
+    later = write_album(source, path / "three", artist="Usb", album="Later", count=1)
+    wait_until(lambda: all((mnt / view).is_file() for view in later), "a file added later", daemon.log, 10)
+    for view, origin_file in {**again, **added, **later}.items():
         assert (mnt / view).read_bytes() == origin_file.read_bytes(), view
     print(f"remounted and added files visible after {took:.2f} s")
