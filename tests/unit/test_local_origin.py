@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -193,3 +194,18 @@ def test_walk_problems_are_logged_once_over_rescans(
         (library_copy / "Music" / "loop").symlink_to("..")
         scan_origin(index, origin)
         assert sum("symlink loop" in m for m in warnings()) == 2
+
+
+def test_an_origin_reached_through_a_symlink_that_is_moved_keeps_serving(
+    library_copy: Path, tmp_path: Path
+) -> None:
+    second = tmp_path / "second-disk"
+    shutil.copytree(library_copy, second)
+    (second / os.fsdecode(TRACK)).write_bytes(b"the second disk's bytes")
+    link = tmp_path / "music"
+    link.symlink_to(library_copy)
+    origin = _origin(link)
+    assert _read(origin, TRACK) == (library_copy / os.fsdecode(TRACK)).read_bytes()
+    link.unlink()
+    link.symlink_to(second)  # the admin points the origin at another disk
+    assert _read(origin, TRACK) == b"the second disk's bytes"

@@ -17,8 +17,8 @@ WARNING the first time they are met and at DEBUG on later walks, until they go a
 Concurrency: every method does blocking I/O and may hang on a dead NAS; callers run them in worker
 threads (`musicfs.origins.gateway`), except `read_nowait`, which never waits for a device and is safe
 on the event loop. Instances are shared between threads: `supports_nowait` only ever goes from True to
-False, and the memory of logged walk problems is only touched by `walk`, which runs one at a time (the
-library's update lock).
+False, the cached real path of the root is replaced whole (a reference swap), and the memory of
+logged walk problems is only touched by `walk`, which runs one at a time (the library's update lock).
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ class LocalOrigin:
         self.shared_mount = shared_mount
         self.supports_nowait = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
         self._problems = ProblemLog()
+        self._root_real: bytes | None = None  # found by the first open (never on the constructor's
+        # thread: the root may be on a hung NAS), found again when an open seems to lead out
 
     def __repr__(self) -> str:
         return f"LocalOrigin({self.origin_id}, {os.fsdecode(self.root)!r})"
@@ -256,9 +258,11 @@ class LocalOrigin:
         if not stat.S_ISREG(found.st_mode):
             raise OriginFileNotRegular(f"{shown}: {_not_regular(found)}; not opened")
         where = os.readlink(_PROC_FD % pinned)  # where the kernel really resolved the path
-        root_real = os.path.realpath(self.root)
-        if not _inside(where, root_real):
-            raise OriginFileRefused(f"{shown} leads outside its origin; not served")
+        root_real = self._root_real
+        if root_real is None or not _inside(where, root_real):
+            self._root_real = root_real = os.path.realpath(self.root)  # the root may be a moved symlink
+            if not _inside(where, root_real):
+                raise OriginFileRefused(f"{shown} leads outside its origin; not served")
         if not self.shared_mount:
             return
         if not found.st_mode & stat.S_IROTH:
