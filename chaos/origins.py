@@ -55,8 +55,16 @@ class OriginFault:
 class FaultyOrigin(LocalOrigin):
     """A LocalOrigin with injected faults."""
 
-    def __init__(self, origin_id: int, root: bytes, faults: Sequence[OriginFault], seed: int = 0) -> None:
-        super().__init__(origin_id, root)
+    def __init__(
+        self,
+        origin_id: int,
+        root: bytes,
+        faults: Sequence[OriginFault],
+        seed: int = 0,
+        *,
+        shared_mount: bool = False,
+    ) -> None:
+        super().__init__(origin_id, root, shared_mount=shared_mount)
         self.faults = tuple(faults)
         self.hits: dict[str, int] = {}  # faults injected, by "pattern:action"
         self.seen: dict[str, int] = {}  # matching calls, injected or not
@@ -67,7 +75,7 @@ class FaultyOrigin(LocalOrigin):
 
     @classmethod
     def around(cls, origin: LocalOrigin, faults: Sequence[OriginFault], seed: int = 0) -> FaultyOrigin:
-        return cls(origin.origin_id, origin.root, faults, seed)
+        return cls(origin.origin_id, origin.root, faults, seed, shared_mount=origin.shared_mount)
 
     def release(self) -> None:
         """Let every hung call go on (and every later one pass straight through)."""

@@ -5,9 +5,10 @@ a generated demo library, real `musicfs mount` processes with fault plans, signa
 then PASS or FAIL with what was injected and what was observed), and the pieces process tests reuse:
 `ReaderPool` (threads streaming files through the mount and checking every byte), `add_track`,
 `mount_state` (asked with statfs, never a cacheable stat), `writer_failure_plan`, `logged_failure`
-(the log record whose traceback reaches an injected fault) and `OpenTrap` (an origin file turned
-into a FIFO, so one FUSE request stays in flight as long as a scenario wants). What the mount must
-show and which bytes each file must give come from `chaos.oracle`, never from the daemon.
+(the log record whose traceback reaches an injected fault) and `OpenTrap` (an origin folder behind a
+bindfs mount frozen with SIGSTOP, so one FUSE request stays in flight as long as a scenario wants).
+What the mount must show and which bytes each file must give come from `chaos.oracle`, never from the
+daemon.
 
 Every scenario waits on conditions (log lines, notifications, files, counters) with timeouts; none
 sleeps and hopes. Whatever happens, `Context.cleanup` kills every daemon it started by PID and lazily
@@ -18,12 +19,14 @@ counters under the pool's condition variable.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -39,7 +42,7 @@ import mutagen.flac
 from chaos.daemon import DaemonError, DaemonProcess
 from chaos.mountinfo import mount_at
 from chaos.notify import FakeNotifySocket
-from chaos.oracle import DEMO_VIEW, demo_bytes, demo_view, listed
+from chaos.oracle import DEMO_VIEW, demo_bytes, listed
 from chaos.plan import FaultPlan, FaultRule
 from chaos.signals import send, send_when_logged
 from musicfs.demo import DemoLibrary, generate_library
@@ -49,6 +52,7 @@ EXIT_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 5.0  # musicfs.daemon.service.DRAIN_TIMEOUT, restated: chaos does not rely on internals
 READ_CHUNK = 64 * 1024
 ADDED_VIEW_PATH = "Chaos Added/Fault Plan/New Track.flac"
+TRAP_VIEW_PATH = "Chaos Trap/Frozen Folder/Held Open.flac"
 _FLAC: Any = mutagen.flac.FLAC  # mutagen is untyped; calling it through Any keeps mypy --strict quiet
 
 
@@ -58,8 +62,14 @@ _FLAC: Any = mutagen.flac.FLAC  # mutagen is untyped; calling it through Any kee
 def add_track(origin: Path) -> tuple[Path, str]:
     """Add a FLAC track with tags of its own to an origin folder; returns its path and the relative
     path the mount should show it at (`ADDED_VIEW_PATH`) after a rescan."""
-    source = next(p for p in sorted(origin.rglob("*.flac")) if _FLAC(p).info.length > 0)
     target = origin / "chaos-added" / "new-track.flac"
+    _tagged_copy(origin, target, "Chaos Added", "Fault Plan", "New Track")
+    return target, ADDED_VIEW_PATH
+
+
+def _tagged_copy(library: Path, target: Path, artist: str, album: str, title: str) -> None:
+    """Copy a FLAC of `library` (one with audio) to `target` with only these tags."""
+    source = next(p for p in sorted(library.rglob("*.flac")) if _FLAC(p).info.length > 0)
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(source, target)
     audio = _FLAC(target)
@@ -68,11 +78,10 @@ def add_track(origin: Path) -> tuple[Path, str]:
     audio = _FLAC(target)
     if audio.tags is None:
         audio.add_tags()
-    audio["artist"] = "Chaos Added"
-    audio["album"] = "Fault Plan"
-    audio["title"] = "New Track"
+    audio["artist"] = artist
+    audio["album"] = album
+    audio["title"] = title
     audio.save()
-    return target, ADDED_VIEW_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,23 +223,43 @@ def mount_state(path: Path) -> str:
 
 
 class OpenTrap:
-    """One origin file turned into a FIFO, so the daemon's open of it blocks in a worker thread.
+    """One folder of an origin served through a bindfs mount that the trap freezes with SIGSTOP (a
+    frozen NAS share inside the library), so the daemon's open of the one track in it blocks in a
+    worker thread.
 
     That holds a FUSE request in flight for as long as the test wants: the way to make a shutdown
-    drain wait. `spring` blocks until a daemon thread is stuck in the FIFO's open (seen in
-    /proc/PID/task/*/wchan); `restore` gives the file back its bytes (and frees a stuck opener).
+    drain wait. Build it before the daemon scans the origin (the track is shown at `TRAP_VIEW_PATH`),
+    `freeze` it once the daemon serves, open the track, and `wait_stuck` until a daemon thread waits
+    for the frozen filesystem (seen in /proc/PID/task/*/wchan); `restore` thaws and unmounts it (and
+    so frees a stuck opener); it never raises.
     """
 
-    WCHAN = "wait_for_partner"
+    WCHAN = "request_wait_answer"
 
-    def __init__(self, origin_file: Path) -> None:
-        self.origin_file = origin_file
-        self._data = origin_file.read_bytes()
-        origin_file.unlink()
-        os.mkfifo(origin_file)
+    def __init__(self, origin: Path, workdir: Path) -> None:
+        self.source = workdir / "trap-source"
+        self.mountpoint = origin / "chaos-trap"
+        self.source.mkdir(exist_ok=True)
+        _tagged_copy(origin, self.source / "held-open.flac", "Chaos Trap", "Frozen Folder", "Held Open")
+        self.mountpoint.mkdir(exist_ok=True)
+        self._bindfs = subprocess.Popen(
+            ["bindfs", "-f", str(self.source), str(self.mountpoint)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while mount_at(self.mountpoint) is None:
+            if time.monotonic() > deadline or self._bindfs.poll() is not None:
+                self.restore()
+                raise DaemonError(f"bindfs did not mount {self.mountpoint} (is bindfs installed?)")
+            time.sleep(0.01)
+
+    def freeze(self) -> None:
+        os.kill(self._bindfs.pid, signal.SIGSTOP)
 
     def wait_stuck(self, pid: int, timeout: float) -> bool:
-        """Wait until a thread of process `pid` is blocked opening the FIFO."""
+        """Wait until a thread of process `pid` is blocked on the frozen filesystem."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(wchan == self.WCHAN for wchan in _wchans(pid)):
@@ -239,17 +268,19 @@ class OpenTrap:
         return False
 
     def restore(self) -> None:
-        """Free whoever is stuck opening the FIFO, then put the real file back; never raises."""
-        try:
-            writer = os.open(self.origin_file, os.O_WRONLY | os.O_NONBLOCK)
-            os.close(writer)
-        except OSError:
-            pass  # nobody is waiting (ENXIO) or the FIFO is gone
-        try:
-            self.origin_file.unlink(missing_ok=True)
-            self.origin_file.write_bytes(self._data)
-        except OSError:
-            pass
+        """Thaw bindfs, unmount it and stop it (by its PID); never raises."""
+        if self._bindfs.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._bindfs.pid, signal.SIGCONT)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True, timeout=10)
+        if self._bindfs.poll() is None:
+            self._bindfs.terminate()
+            try:
+                self._bindfs.wait(5)
+            except subprocess.TimeoutExpired:
+                self._bindfs.kill()
+                self._bindfs.wait()
 
 
 def _wchans(pid: int) -> list[str]:
@@ -450,12 +481,15 @@ class Context:
             self.observe(f"daemon {len(self.daemons) - 1} (pid {daemon.pid}) ready")
         return daemon
 
-    def expected_files(self, daemon: DaemonProcess, origin: Path) -> dict[Path, bytes]:
-        """Check that the mount of the demo library at `origin` lists exactly what the oracle says,
-        and return each path it must show with the bytes it must give (read from the origin)."""
+    def expected_files(
+        self, daemon: DaemonProcess, origin: Path, also_shown: Sequence[str] = ()
+    ) -> dict[Path, bytes]:
+        """Check that the mount of the demo library at `origin` lists exactly what the oracle says
+        (plus `also_shown`, files a scenario added), and return each path of the demo library it must
+        show with the bytes it must give (read from the origin)."""
         shown = listed(daemon.mountpoint)
         self.check(
-            shown == sorted(DEMO_VIEW),
+            shown == sorted([*DEMO_VIEW, *also_shown]),
             f"the mount lists the {len(DEMO_VIEW)} files the demo library's tags give ({len(shown)} listed)",
         )
         return demo_bytes(origin, daemon.mountpoint)
@@ -541,17 +575,19 @@ def _sigterm_under_load(ctx: Context) -> None:
 def _stuck_request(ctx: Context) -> tuple[DaemonProcess, BlockedOpen, dict[Path, bytes]]:
     """A daemon on a private origin with one FUSE open held in flight by an `OpenTrap`."""
     origin = ctx.origin_copy()
-    daemon = ctx.start(origin, args=["--read-timeout", "60"])
-    files = ctx.expected_files(daemon, origin)
-    trapped = sorted(files)[0]
-    trap = OpenTrap(demo_view(origin)[str(trapped.relative_to(daemon.mountpoint))])
+    trap = OpenTrap(origin, ctx.workdir)
     ctx.traps.append(trap)
+    daemon = ctx.start(origin, args=["--read-timeout", "60"])
+    files = ctx.expected_files(daemon, origin, also_shown=(TRAP_VIEW_PATH,))
+    trapped = daemon.mountpoint / TRAP_VIEW_PATH
+    trap.freeze()
     blocked = BlockedOpen(trapped)
-    ctx.inject(f"origin file of {trapped.relative_to(daemon.mountpoint)} replaced by a FIFO, and opened")
+    ctx.inject(f"the origin folder of {TRAP_VIEW_PATH} (a bindfs mount) frozen with SIGSTOP, and opened")
     if not trap.wait_stuck(daemon.pid, 10):
-        raise DaemonError("no daemon thread got stuck opening the FIFO (is /proc/PID/task/*/wchan readable?)")
+        raise DaemonError(
+            "no daemon thread got stuck on the frozen folder (is /proc/PID/task/*/wchan readable?)"
+        )
     ctx.observe("a daemon worker thread is stuck in the open: one FUSE request in flight")
-    del files[trapped]
     return daemon, blocked, files
 
 

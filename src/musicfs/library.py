@@ -44,7 +44,11 @@ class Library:
         self.index = index
         self.template = Template.parse(config.template)
         self.origins = [
-            wrap_origin(LocalOrigin(index.origin_id(os.fsencode(o.path)), os.fsencode(o.path)))
+            wrap_origin(
+                LocalOrigin(
+                    index.origin_id(os.fsencode(o.path)), os.fsencode(o.path), shared_mount=config.allow_other
+                )
+            )
             for o in config.origins
         ]
         self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 import mutagen
 from mutagen.apev2 import APEBinaryValue, APETextValue, APEv2
@@ -105,12 +105,13 @@ def is_cover_name(name: str) -> bool:
     return name.lower() in COVER_NAMES
 
 
-def read_tags(path: str | bytes) -> TagSet:
+def read_tags(path: str | bytes | BinaryIO) -> TagSet:
     """Read and normalise the tags of one audio file (blocking I/O: run it in a worker thread).
 
     Args:
         path: the path of a regular file (a FIFO would block the reading thread); bytes are accepted
-            for names that are not valid UTF-8.
+            for names that are not valid UTF-8. Or a binary file open for reading whose `name` is its
+            path (the name's extension helps tell the format).
 
     Returns:
         The file's tags. A readable audio file without tags gives ``TagSet(duration=...)``;

@@ -25,12 +25,12 @@ class GatedOrigin(LocalOrigin):
         self.listings = 0
         self.finished = 0
 
-    def _root_is_empty(self) -> bool:
+    def _root_state(self) -> tuple[bool, int]:
         self.listings += 1
         self.gate.wait()
-        empty = super()._root_is_empty()
+        state = super()._root_state()
         self.finished += 1
-        return empty
+        return state
 
 
 @pytest.fixture

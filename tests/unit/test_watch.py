@@ -333,19 +333,40 @@ def test_a_missing_root_cannot_be_watched(tmp_path: Path) -> None:
 
 
 def test_symlinked_folders_are_followed_and_loops_watched_once(
-    origin: Path, tmp_path: Path, make_watcher: Callable[[], InotifyWatcher]
+    origin: Path, make_watcher: Callable[[], InotifyWatcher]
 ) -> None:
-    external = tmp_path / "external"
-    external.mkdir()
-    (origin / "ext").symlink_to(external)
+    store = origin / ".store"  # hidden: reached only through the symlink
+    store.mkdir()
+    (origin / "ext").symlink_to(store)
     (origin / "Album").mkdir()
     (origin / "Album" / "loop").symlink_to(origin)
     watcher = make_watcher()
     assert watcher.watched_folders() == paths("", "ext", "Album")
 
     async def main() -> None:
-        (external / "song.flac").write_bytes(b"x")
+        (store / "song.flac").write_bytes(b"x")
         assert (await batch_of(watcher)).paths == paths("ext/song.flac")
+
+    run(main)
+
+
+@pytest.mark.failure_mode("7.2")
+def test_symlinks_leading_out_of_the_origin_are_never_watched(
+    origin: Path, tmp_path: Path, make_watcher: Callable[[], InotifyWatcher]
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (origin / "out").symlink_to(outside)
+    (origin / "everything").symlink_to("/")
+    watcher = make_watcher()
+    assert watcher.watched_folders() == paths("")
+
+    async def main() -> None:
+        (origin / "later").symlink_to(outside)  # planted while watched
+        assert (await batch_of(watcher)).paths == paths("later")
+        assert watcher.watched_folders() == paths("")
+        (outside / "song.flac").write_bytes(b"x")
+        await assert_quiet(watcher)
 
     run(main)
 
@@ -353,7 +374,7 @@ def test_symlinked_folders_are_followed_and_loops_watched_once(
 def test_losing_the_first_path_to_a_folder_rebuilds_the_watches(
     origin: Path, tmp_path: Path, make_watcher: Callable[[], InotifyWatcher]
 ) -> None:
-    real = tmp_path / "real"
+    real = origin / ".real"  # hidden: reached only through the symlinks
     real.mkdir()
     (origin / "first").symlink_to(real)
     watcher = make_watcher()

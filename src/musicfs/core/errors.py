@@ -78,6 +78,20 @@ class OriginFileGone(OriginError):
     errno = errno.ENOENT
 
 
+class OriginFileRefused(OriginError):
+    """The file is not served: it lies outside its origin (reached through a symlink leading out), or
+    the mount is shared with every local user and the origin does not let every user read it
+    (docs/threat-model.md)."""
+
+    errno = errno.EACCES
+
+
+class OriginFileNotRegular(OriginError):
+    """A FIFO, socket, device or folder stands where a track was; it is never opened."""
+
+    errno = errno.EIO
+
+
 class OriginTimeout(OriginError):
     """An origin operation passed its deadline (a hung NAS, a dead disk)."""
 

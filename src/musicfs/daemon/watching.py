@@ -2,11 +2,17 @@
 
 Owns: one watching loop per origin. Origins on filesystems where inotify does not see remote changes
 (NFS, SMB, FUSE, ...) are left to the polling rescans. A burst of changes arrives as one debounced
-batch, so copying a whole album in gives one rescan. When the origin's folder goes away the watcher
-is dropped and built again once the folder is back (the health checks say so to the user); when the
-kernel's watch limit is hit, the origin falls back to polling, with one warning.
+batch, so copying a whole album in gives one rescan. When the kernel's watch limit is hit, the origin
+falls back to polling, with one warning.
+Re-arming (origin-remount): inotify watches inodes, not paths, so a disk unmounted and mounted again
+at the origin's path (or a folder replaced by another) leaves the watches on the old tree, or on the
+folder the new mount covers. The loop therefore checks every `ROOT_CHECK_EVERY` seconds which folder
+the origin path names (its device and inode); when that changes, or the watched root is gone, it
+builds a new watcher on what is there now and asks for a rescan, so files copied in meanwhile show
+up too.
 Concurrency: each loop is a supervised trio task that owns its watcher; building a watcher walks the
-tree, so it runs in a worker thread, and so does the filesystem-type probe, under a deadline.
+tree and the root check is a stat, so both run in worker threads (one at a time per origin: a hung
+disk holds at most one thread of each), and so does the filesystem-type probe, under a deadline.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 DEBOUNCE = 1.0
 FSTYPE_TIMEOUT = 5.0  # finding the filesystem type resolves the path, which a frozen NAS never answers
 MAX_DELAY = 10.0
+ROOT_CHECK_EVERY = 1.0
+Identity = tuple[int, int]
 
 
 async def watch_origin(
@@ -38,7 +46,12 @@ async def watch_origin(
     if polled:
         log.info("origin %s is on a network or FUSE filesystem (or hung): changes are found by polling", name)
         return
+    rearmed = False
     while True:
+        identity = await _identity(origin.root)
+        if identity is None:
+            await trio.sleep(ROOT_CHECK_EVERY)
+            continue
         try:
             watcher = await trio.to_thread.run_sync(InotifyWatcher, origin.root, abandon_on_cancel=True)
         except OSError as exc:
@@ -47,17 +60,59 @@ async def watch_origin(
             continue
         with watcher:
             log.info("watching %s for changes (%d folders)", name, len(watcher.watched_folders()))
-            while True:
-                batch = await watcher.next_batch(DEBOUNCE, MAX_DELAY)
-                if batch.incomplete:
-                    log.warning(
-                        "cannot watch all of %s (inotify watch limit); changes are found by polling", name
-                    )
-                    return
-                if batch.root_gone:
-                    break
-                if batch.paths or batch.overflow:
-                    request_rescan(
-                        f"{len(batch.paths)} changes in {name}" if batch.paths else f"changes in {name}"
-                    )
-        await trio.sleep(retry_every)
+            if rearmed:
+                request_rescan(f"{name} is a new folder (mounted again?)")
+            outcome = await _follow(watcher, origin.root, identity, request_rescan)
+        if outcome == "poll":
+            return
+        if outcome == "root gone":
+            await trio.sleep(ROOT_CHECK_EVERY)  # never spin on a root that keeps vanishing
+        rearmed = True
+
+
+async def _follow(
+    watcher: InotifyWatcher, root: bytes, identity: Identity, request_rescan: Callable[[str], object]
+) -> str:
+    """Pass the watcher's batches on as rescan requests until the origin path names another folder
+    ("replaced"), the watched root is gone ("root gone"), or the watch limit was hit ("poll")."""
+    name = os.fsdecode(root)
+    outcome = "replaced"
+
+    async def batches(cancel_scope: trio.CancelScope) -> None:
+        nonlocal outcome
+        while True:
+            batch = await watcher.next_batch(DEBOUNCE, MAX_DELAY)
+            if batch.incomplete:
+                log.warning(
+                    "cannot watch all of %s (inotify watch limit); changes are found by polling", name
+                )
+                outcome = "poll"
+                break
+            if batch.root_gone:
+                outcome = "root gone"
+                break
+            if batch.paths or batch.overflow:
+                request_rescan(
+                    f"{len(batch.paths)} changes in {name}" if batch.paths else f"changes in {name}"
+                )
+        cancel_scope.cancel()
+
+    async def root_replaced(cancel_scope: trio.CancelScope) -> None:
+        while await _identity(root) == identity:
+            await trio.sleep(ROOT_CHECK_EVERY)
+        log.info("origin folder %s is not the folder being watched any more; watching it again", name)
+        cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batches, nursery.cancel_scope)
+        nursery.start_soon(root_replaced, nursery.cancel_scope)
+    return outcome
+
+
+async def _identity(root: bytes) -> Identity | None:
+    """(device, inode) of the folder `root` names now, or None when there is none."""
+    try:
+        found = await trio.to_thread.run_sync(os.stat, root, abandon_on_cancel=True)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)

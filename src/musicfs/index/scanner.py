@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from musicfs.core.errors import OriginUnavailable, TagReadError
+from musicfs.core.errors import OriginError, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
 from musicfs.core.types import TagSet
 from musicfs.index.store import FileVersion, Index, NewFile
@@ -47,6 +47,7 @@ class ScanReport:
     removed: int = 0
     bad_tags: int = 0
     unreadable: int = 0
+    refused: int = 0
     unavailable: str | None = None
     seconds: float = 0.0
 
@@ -57,10 +58,11 @@ class ScanReport:
     def summary(self) -> str:
         if self.unavailable:
             return f"{self.origin}: unavailable ({self.unavailable}); known files kept"
+        refused = f", {self.refused} refused" if self.refused else ""
         return (
             f"{self.origin}: {self.found} files, {self.added} new, {self.changed} changed, "
             f"{self.moved} moved, {self.removed} removed, {self.bad_tags} with unreadable tags, "
-            f"{self.unreadable} unreadable in {self.seconds:.1f} s"
+            f"{self.unreadable} unreadable{refused} in {self.seconds:.1f} s"
         )
 
 
@@ -103,6 +105,7 @@ def scan_origin(
         log.warning("origin %s", report.summary())
         return report
     report.unreadable = problems.unreadable
+    report.refused = problems.refused
     gone = [stored[relpath] for relpath in unseen]
     moved_from = {(e.version.dev, e.version.ino, e.version.size): e.inode for e in gone}
     moved_inodes: set[int] = set()
@@ -150,15 +153,22 @@ def _move_key(new: NewFile) -> tuple[int, int, int]:
 def _read_tags(
     origin: LocalOrigin, files: list[FoundFile]
 ) -> Iterable[tuple[FoundFile, TagSet | Exception | None]]:
-    """Pair each file with its tags (audio), the error reading them, or None (covers)."""
+    """Pair each file with its tags (audio), the error reading them, or None (covers).
+
+    Tags are read through the origin's checked open, so a file swapped for a FIFO or for a symlink
+    leading out after the walk is neither waited on nor read.
+    """
 
     def read(found: FoundFile) -> tuple[FoundFile, TagSet | Exception | None]:
         if found.kind != AUDIO:
             return found, None
         try:
-            return found, read_tags(origin.abspath(found.relpath))
-        except TagReadError as exc:
+            with origin.open_stream(found.relpath) as stream:
+                return found, read_tags(stream)
+        except (TagReadError, OriginError) as exc:
             return found, exc
+        except OSError as exc:
+            return found, TagReadError(exc.strerror or str(exc))
 
     with ThreadPoolExecutor(TAG_THREADS, thread_name_prefix="musicfs-tags") as pool:
         yield from pool.map(read, files)

@@ -1,8 +1,12 @@
 """The only way the event loop touches origin files: reads that never block the loop, with deadlines.
 
 Owns: the hand-off of origin I/O from the trio thread to worker threads, one capacity limiter per
-origin (a hung origin can use up only its own threads), and the per-operation deadline that turns a
-hang into `OriginTimeout` (EIO at the FUSE edge).
+origin (a hung origin can use up only its own threads) and a smaller one per file (a single file that
+hangs can use up only `THREADS_PER_FILE` of them), the per-operation deadline that turns a hang into
+`OriginTimeout` (EIO at the FUSE edge), and telling a vanished origin from a deleted file: an open
+that finds no file checks (with the deadline) whether the origin itself is still there, and answers
+`OriginUnavailable` (EIO) if not, from the very first request, so a player never takes the tracks of
+an unmounted disk for deleted ones.
 
 The fast path: a read whose bytes are already in the page cache is served inline with
 preadv2(RWF_NOWAIT), which cannot wait for a device, so it is safe on the event loop and costs no
@@ -17,8 +21,8 @@ last scan (fstat at open differs) never gets cached bytes.
 While the health checks (`musicfs.daemon.health`) say the origin is offline, opens and uncached
 reads fail at once with `OriginUnavailable` (EIO) instead of each waiting for its deadline.
 Concurrency: all methods are called from the trio thread. Worker threads only run `LocalOrigin`
-system calls. A thread abandoned at its deadline keeps its limiter slot until the system call
-returns, so a dead NAS cannot exhaust the process's threads.
+system calls. A thread abandoned at its deadline keeps its limiter slots (origin and file) until the
+system call returns, so a dead NAS cannot exhaust the process's threads, nor one file its origin's.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import trio
 
@@ -39,6 +43,49 @@ from musicfs.origins.local import LocalOrigin
 
 T = TypeVar("T")
 THREADS_PER_ORIGIN = 16
+THREADS_PER_FILE = 4
+
+
+@dataclass(slots=True)
+class _FileSlots:
+    """The threads one file may hold, and how many calls are using (or waiting for) them."""
+
+    limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(THREADS_PER_FILE))
+    users: int = 0
+
+
+class _FileAndOriginLimiter:
+    """A limiter for `trio.to_thread.run_sync`: a slot of the file's and one of the origin's, both
+    held until the thread really returns (an abandoned thread keeps them)."""
+
+    def __init__(self, origin: trio.CapacityLimiter, files: dict[bytes, _FileSlots], relpath: bytes) -> None:
+        self._origin = origin
+        self._files = files
+        self._relpath = relpath
+        self._file = files.setdefault(relpath, _FileSlots())
+        self._file.users += 1
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        try:
+            await self._file.limiter.acquire_on_behalf_of(borrower)
+            try:
+                await self._origin.acquire_on_behalf_of(borrower)
+            except BaseException:
+                self._file.limiter.release_on_behalf_of(borrower)
+                raise
+        except BaseException:
+            self._done()
+            raise
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self._origin.release_on_behalf_of(borrower)
+        self._file.limiter.release_on_behalf_of(borrower)
+        self._done()
+
+    def _done(self) -> None:
+        self._file.users -= 1
+        if self._file.users == 0:
+            del self._files[self._relpath]
 
 
 @dataclass(slots=True)
@@ -57,6 +104,7 @@ class OpenHandle:
     fd: int
     version: VersionKey | None = None
     last_chunk: tuple[int, bytes] | None = None  # the chunk read last: sequential reads reuse it
+    relpath: bytes = b""  # whose thread slots its reads use
 
 
 class OriginGateway:
@@ -68,6 +116,7 @@ class OriginGateway:
         self.cache = cache
         self._limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
         self._cache_limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
+        self._file_slots: dict[bytes, _FileSlots] = {}
         self.inline_reads = 0
         self.thread_reads = 0
         self.cache_reads = 0
@@ -82,15 +131,14 @@ class OriginGateway:
         and a file that cannot be opened because its origin is offline or hung is served from it."""
         version = version if self.cache is not None else None
         try:
-            self._fail_fast_if_offline()
-            fd = await self._in_thread(self.origin.open, relpath)
+            fd = await self._open(relpath)
         except (OriginUnavailable, OriginTimeout):
             if version is not None and await self._cached(version, 0) is not None:
-                return self._pinned(OpenHandle(-1, version))
+                return self._pinned(OpenHandle(-1, version, relpath=relpath))
             raise
         if version is not None:
             try:
-                found = await self._in_thread(os.fstat, fd)
+                found = await self._in_thread(os.fstat, fd, relpath=relpath)
             except OriginError:
                 await self._in_thread(self.origin.close, fd)
                 raise
@@ -100,7 +148,26 @@ class OriginGateway:
                 version.ctime_ns,
             ):
                 version = None  # changed since the last scan: never serve cached bytes of an old version
-        return self._pinned(OpenHandle(fd, version))
+        return self._pinned(OpenHandle(fd, version, relpath=relpath))
+
+    async def _open(self, relpath: bytes) -> int:
+        """Open the origin file; a missing one is `OriginUnavailable` when its whole origin is gone."""
+        self._fail_fast_if_offline()
+        try:
+            return await self._in_thread(self.origin.open, relpath, relpath=relpath)
+        except OriginFileGone:
+            gone = await self._origin_gone()
+            if gone is not None:
+                raise OriginUnavailable(f"{self.origin!r} is not there: {gone}") from None
+            raise
+
+    async def _origin_gone(self) -> str | None:
+        """Why the origin itself is not there (the index knows files of it: the tree shows one), or
+        None when it is; an origin that does not answer within the deadline is not there either."""
+        try:
+            return await self._in_thread(self.origin.unavailable_reason, True)
+        except OriginError as exc:
+            return str(exc)
 
     def _pinned(self, handle: OpenHandle) -> OpenHandle:
         """Chunks of open files are never evicted (unpinned in `close`)."""
@@ -124,7 +191,7 @@ class OriginGateway:
             return data
         self._fail_fast_if_offline()
         self.thread_reads += 1
-        return await self._in_thread(self.origin.read, handle.fd, size, offset)
+        return await self._in_thread(self.origin.read, handle.fd, size, offset, relpath=handle.relpath)
 
     async def close(self, handle: OpenHandle) -> None:
         if handle.version is not None and self.cache is not None:
@@ -180,7 +247,8 @@ class OriginGateway:
             self.thread_reads += 1
             assert self.cache is not None
             length = self.cache.chunk_length(version, index)
-            chunk = await self._in_thread(self.origin.read, handle.fd, length, index * self.cache.chunk_size)
+            offset = index * self.cache.chunk_size
+            chunk = await self._in_thread(self.origin.read, handle.fd, length, offset, relpath=handle.relpath)
             if len(chunk) == length:
                 await self._in_cache_thread(self.cache.put, version, index, chunk)
             self._ask_fill(version)
@@ -221,12 +289,17 @@ class OriginGateway:
             )
         return None
 
-    async def _in_thread(self, function: Callable[..., T], *args: object) -> T:
+    async def _in_thread(self, function: Callable[..., T], *args: object, relpath: bytes | None = None) -> T:
+        """Run an origin call in a worker thread, under the deadline; with `relpath`, the call also
+        takes one of that file's slots."""
+        limiter = self._limiter
+        if relpath is not None:
+            limiter = cast(
+                trio.CapacityLimiter, _FileAndOriginLimiter(self._limiter, self._file_slots, relpath)
+            )
         with trio.move_on_after(self.timeout):
             try:
-                return await trio.to_thread.run_sync(
-                    function, *args, abandon_on_cancel=True, limiter=self._limiter
-                )
+                return await trio.to_thread.run_sync(function, *args, abandon_on_cancel=True, limiter=limiter)
             except OriginError:
                 raise
             except OSError as exc:

@@ -1,17 +1,33 @@
 """A local (or network-mounted) folder as an origin: listing, stat and positional reads.
 
 Owns: walking an origin folder (bytes paths throughout, so names that are not UTF-8 survive), telling
-audio files and cover images apart, and the plain system calls that read a file.
+audio files and cover images apart, the plain system calls that read a file, and the rule of what
+may be served at all (docs/threat-model.md):
+  - nothing outside the origin: a symlink whose target leaves the origin root is never followed, by
+    the walk or by an open (an open checks where the kernel really resolved the path, so a symlink
+    swapped in after the scan is refused too);
+  - only regular files: a FIFO, socket or device where a track was is never opened (the open pins the
+    path with O_PATH, checks the file type with fstat and only then opens that very inode, with
+    O_NONBLOCK), so no open can block on it;
+  - with a shared mount (`shared_mount`, set for `allow_other`), only what every local user could read
+    in the origin itself: the file readable by others (o+r) and every folder from the origin root
+    down listable and searchable by others (o+rx).
+Walk problems (unreadable folders, dangling symlinks, symlink loops, refused entries) are logged at
+WARNING the first time they are met and at DEBUG on later walks, until they go away.
 Concurrency: every method does blocking I/O and may hang on a dead NAS; callers run them in worker
 threads (`musicfs.origins.gateway`), except `read_nowait`, which never waits for a device and is safe
-on the event loop, and `unavailable_reason`, which keeps its own deadline. Instances hold no mutable
-state beyond the `supports_nowait` flag, which only ever goes from True to False, and the last root
-listing of `unavailable_reason` (behind a lock), so sharing them between threads is safe.
+on the event loop, and `unavailable_reason`, which keeps its own deadline. Instances are shared
+between threads: `supports_nowait` only ever goes from True to False, the cached real path of the root
+is replaced whole (a reference swap), the last root listing of `unavailable_reason` is kept behind a
+lock, and the memory of logged walk problems is only touched by `walk`, which runs one at a time (the
+library's update lock).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import io
 import logging
 import os
 import stat
@@ -23,7 +39,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from musicfs.core.deadline import in_thread
-from musicfs.core.errors import OriginFileGone
+from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
 from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name
 
 log = logging.getLogger(__name__)
@@ -35,6 +51,8 @@ EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not moun
 AUDIO = "audio"
 COVER = "cover"
 _AUDIO_SUFFIXES = tuple(f".{ext}".encode() for ext in AUDIO_EXTENSIONS)
+_PROC_FD = b"/proc/self/fd/%d"
+_OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +70,57 @@ class FoundFile:
 
 @dataclass(slots=True)
 class WalkProblems:
-    """What a walk had to pass over; each problem is logged once, at WARNING, as it happens."""
+    """What a walk had to pass over (each problem is logged once, see `ProblemLog`)."""
 
     unreadable: int = 0
     loops: int = 0
+    refused: int = 0  # symlinks leading out, files others may not read, FIFOs and other non-files
+
+
+class ProblemLog:
+    """Walk problems, logged at WARNING the first time they are met and at DEBUG while they last.
+
+    A problem is forgotten once a complete walk no longer meets it, so it is logged again if it comes
+    back. Not thread-safe: only the (single) running walk uses it.
+    """
+
+    def __init__(self) -> None:
+        self._reported: set[tuple[str, bytes]] = set()
+        self._current: set[tuple[str, bytes]] = set()
+
+    def warn(self, kind: str, relpath: bytes, message: str, *args: object) -> None:
+        key = (kind, relpath)
+        self._current.add(key)
+        log.log(logging.DEBUG if key in self._reported else logging.WARNING, message, *args)
+
+    def walk_ended(self, complete: bool) -> None:
+        """A complete walk met every problem there is; an interrupted one keeps the old ones too."""
+        self._reported = self._current if complete else self._reported | self._current
+        self._current = set()
 
 
 class LocalOrigin:
-    """A folder on a mounted filesystem, read with ordinary system calls."""
+    """A folder on a mounted filesystem, read with ordinary system calls.
 
-    def __init__(self, origin_id: int, root: bytes) -> None:
+    Args:
+        origin_id: the index's number for this origin.
+        root: the origin folder.
+        shared_mount: the mount is shared with every local user (`allow_other`): show and serve only
+            what every user could read in the origin itself.
+    """
+
+    def __init__(self, origin_id: int, root: bytes, *, shared_mount: bool = False) -> None:
         self.origin_id = origin_id
         self.root = os.path.abspath(root)
+        self.shared_mount = shared_mount
         self.supports_nowait = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
-        self._probe: Future[bool] | None = None  # the last listing of the root, maybe still stuck
+        self._probe: Future[tuple[bool, int]] | None = None  # the last listing of the root, maybe still stuck
         self._probe_started = 0.0
         self._probe_used = False  # its answer was given to a caller: the next one needs a new listing
         self._probe_lock = threading.Lock()
+        self._problems = ProblemLog()
+        self._root_real: bytes | None = None  # found by the first open (never on the constructor's
+        # thread: the root may be on a hung NAS), found again when an open seems to lead out
 
     def __repr__(self) -> str:
         return f"LocalOrigin({self.origin_id}, {os.fsdecode(self.root)!r})"
@@ -89,11 +141,13 @@ class LocalOrigin:
         that caller at once, so a hung origin holds one thread, never a pile; a listing that ended
         since the last answer is used by the next caller (a slow NAS is not taken for a hung one).
         `stop` being set ends the wait early (a shutdown).
+        With a shared mount, a root folder that other users may not list is unavailable too (nothing
+        below it may be shown).
         """
         with self._probe_lock:
             if self._probe is None or (self._probe.done() and self._probe_used):
                 name = f"musicfs-probe:{os.fsdecode(self.root)}"
-                self._probe, self._probe_started = in_thread(self._root_is_empty, name), time.monotonic()
+                self._probe, self._probe_started = in_thread(self._root_state, name), time.monotonic()
                 self._probe_used = False
             probe, waiting = self._probe, time.monotonic() - self._probe_started
         deadline = time.monotonic() + max(0.0, timeout - waiting)
@@ -105,37 +159,58 @@ class LocalOrigin:
             futures.wait((probe,), timeout=min(left, STOP_POLL))  # never raises the probe's error
         self._probe_used = True
         try:
-            empty = probe.result()
+            empty, mode = probe.result()
         except OSError as exc:
             return f"{os.fsdecode(self.root)}: {exc.strerror}"
+        if self.shared_mount and mode & _OTHERS_RX != _OTHERS_RX:
+            return (
+                f"{os.fsdecode(self.root)}: other users may not list it (mode {stat.S_IMODE(mode):04o}) "
+                "and the mount is shared with them (allow_other)"
+            )
         return EMPTY_BUT_KNOWN if empty and knows_files else None
 
-    def _root_is_empty(self) -> bool:
+    def _root_state(self) -> tuple[bool, int]:
+        """Whether the root folder is empty, and its mode."""
         with os.scandir(self.root) as entries:
-            return next(entries, None) is None
+            empty = next(entries, None) is None
+        return empty, os.stat(self.root).st_mode
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
-        """Yield every audio file and cover image below the root, following symlinks safely.
+        """Yield every audio file and cover image below the root that may be served.
 
-        Hidden entries (names starting with '.') are skipped. Unreadable folders and files, broken
-        links and symlink loops are logged and counted in `problems`, never raised.
+        Hidden entries (names starting with '.') are skipped, and so is everything the module
+        docstring's rule refuses. Symlinks inside the origin are followed, each folder once.
+        Unreadable folders and files, broken links, symlink loops and refused entries are counted in
+        `problems` and logged (once, see `ProblemLog`), never raised.
         """
+        root_real = os.path.realpath(self.root)
         root_stat = os.stat(self.root)
         visited = {(root_stat.st_dev, root_stat.st_ino)}
         pending = [b""]
-        while pending:
-            reldir = pending.pop()
-            yield from self._walk_dir(reldir, visited, pending, problems)
+        complete = False
+        try:
+            while pending:
+                reldir = pending.pop()
+                yield from self._walk_dir(reldir, root_real, visited, pending, problems)
+            complete = True
+        finally:
+            self._problems.walk_ended(complete)
 
     def _walk_dir(
-        self, reldir: bytes, visited: set[tuple[int, int]], pending: list[bytes], problems: WalkProblems
+        self,
+        reldir: bytes,
+        root_real: bytes,
+        visited: set[tuple[int, int]],
+        pending: list[bytes],
+        problems: WalkProblems,
     ) -> Iterator[FoundFile]:
+        warn = self._problems.warn
         try:
             with os.scandir(os.path.join(self.root, reldir)) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as exc:
             problems.unreadable += 1
-            log.warning("cannot list %s: %s", _show(self.root, reldir), exc.strerror)
+            warn("list", reldir, "cannot list %s: %s", _show(self.root, reldir), exc.strerror)
             return
         for entry in entries:
             if entry.name.startswith(b"."):
@@ -145,40 +220,101 @@ class LocalOrigin:
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 problems.unreadable += 1
-                log.warning("cannot stat %s: %s", _show(self.root, relpath), exc.strerror)
+                warn("stat", relpath, "cannot stat %s: %s", _show(self.root, relpath), exc.strerror)
+                continue
+            if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real):
+                problems.refused += 1
+                warn(
+                    "outside",
+                    relpath,
+                    "skipping %s: a symlink leading outside the origin",
+                    _show(self.root, relpath),
+                )
                 continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if key in visited:
                     problems.loops += 1
-                    log.warning(
-                        "skipping %s: folder already visited (symlink loop?)", _show(self.root, relpath)
+                    warn(
+                        "loop",
+                        relpath,
+                        "skipping %s: folder already visited (symlink loop?)",
+                        _show(self.root, relpath),
                     )
                     continue
                 visited.add(key)
+                if self.shared_mount and st.st_mode & _OTHERS_RX != _OTHERS_RX:
+                    problems.refused += 1
+                    warn("private", relpath, "skipping %s: %s", _show(self.root, relpath), _private(st))
+                    continue
                 pending.append(relpath)
-            elif stat.S_ISREG(st.st_mode):
-                kind = _kind_of(entry.name)
-                if kind is not None:
-                    yield FoundFile(
-                        relpath, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
-                    )
+                continue
+            kind = _kind_of(entry.name)
+            if kind is None:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                problems.refused += 1
+                warn("type", relpath, "skipping %s: %s", _show(self.root, relpath), _not_regular(st))
+            elif self.shared_mount and not st.st_mode & stat.S_IROTH:
+                problems.refused += 1
+                warn("private", relpath, "skipping %s: %s", _show(self.root, relpath), _private(st))
+            else:
+                yield FoundFile(
+                    relpath, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+                )
 
     def open(self, relpath: bytes) -> int:
-        """Open a file for reading; OriginFileGone if it is not there any more."""
-        try:
-            return os.open(self.abspath(relpath), os.O_RDONLY | os.O_CLOEXEC | os.O_NOATIME)
-        except PermissionError:
-            # O_NOATIME is refused for files we do not own unless we are root.
-            return self._open_plain(relpath)
-        except FileNotFoundError:
-            raise OriginFileGone(os.fsdecode(relpath)) from None
+        """Open a file for reading, never blocking on it and never following it out of the origin.
 
-    def _open_plain(self, relpath: bytes) -> int:
+        Raises:
+            OriginFileGone: it is not there (any more).
+            OriginFileNotRegular: a FIFO, socket, device or folder stands there; it was not opened.
+            OriginFileRefused: it lies outside the origin, or (shared mount) others may not read it.
+        """
+        return self._open_checked(relpath)
+
+    def open_stream(self, relpath: bytes) -> io.BufferedReader:
+        """`open`, as a buffered binary file named by its origin path (for tag readers)."""
+        raw = io.FileIO(self._open_checked(relpath), "r", closefd=True)
+        raw.name = self.abspath(relpath)
+        return io.BufferedReader(raw)
+
+    def _open_checked(self, relpath: bytes) -> int:
         try:
-            return os.open(self.abspath(relpath), os.O_RDONLY | os.O_CLOEXEC)
+            # O_PATH resolves the path without opening the file: no FIFO wait, no device side effect.
+            pinned = os.open(self.abspath(relpath), os.O_PATH | os.O_CLOEXEC)
         except FileNotFoundError:
             raise OriginFileGone(os.fsdecode(relpath)) from None
+        try:
+            self._check_servable(relpath, pinned)
+            return _reopen(pinned)
+        finally:
+            os.close(pinned)
+
+    def _check_servable(self, relpath: bytes, pinned: int) -> None:
+        """Refuse what the module docstring's rule refuses, judging the inode `pinned` holds."""
+        found = os.fstat(pinned)
+        shown = _show(self.root, relpath)
+        if not stat.S_ISREG(found.st_mode):
+            raise OriginFileNotRegular(f"{shown}: {_not_regular(found)}; not opened")
+        where = os.readlink(_PROC_FD % pinned)  # where the kernel really resolved the path
+        root_real = self._root_real
+        if root_real is None or not _inside(where, root_real):
+            self._root_real = root_real = os.path.realpath(self.root)  # the root may be a moved symlink
+            if not _inside(where, root_real):
+                raise OriginFileRefused(f"{shown} leads outside its origin; not served")
+        if not self.shared_mount:
+            return
+        if not found.st_mode & stat.S_IROTH:
+            raise OriginFileRefused(f"{shown}: {_private(found)}; not served")
+        folder = os.path.dirname(where)
+        while _inside(folder, root_real):
+            mode = os.stat(folder).st_mode
+            if mode & _OTHERS_RX != _OTHERS_RX:
+                raise OriginFileRefused(f"{shown}: its folder {_show(folder)} is private ({_private(mode)})")
+            if folder == root_real:
+                break
+            folder = os.path.dirname(folder)
 
     def read_nowait(self, fd: int, size: int, offset: int) -> bytearray | None:
         """Read only what the page cache already holds; None when that would mean waiting for a device.
@@ -224,6 +360,41 @@ class LocalOrigin:
         os.close(fd)
 
 
+def _reopen(pinned: int) -> int:
+    """Open the very inode an O_PATH descriptor holds, for reading, without blocking (a lease), then
+    switch the descriptor back to blocking reads."""
+    path = _PROC_FD % pinned
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags | os.O_NOATIME)
+    except PermissionError:  # O_NOATIME is refused for files we do not own unless we are root
+        fd = os.open(path, flags)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _inside(path: bytes, root: bytes) -> bool:
+    return root == b"/" or path == root or path.startswith(root + b"/")
+
+
+def _not_regular(found: os.stat_result) -> str:
+    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device"}
+    kinds |= {stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
+    return f"not a regular file ({kinds.get(stat.S_IFMT(found.st_mode), 'of an unknown type')})"
+
+
+def _private(found: os.stat_result | int) -> str:
+    mode = found if isinstance(found, int) else found.st_mode
+    return (
+        f"other users may not read it (mode {stat.S_IMODE(mode):04o}) and the mount is shared "
+        "with them (allow_other)"
+    )
+
+
 def _kind_of(name: bytes) -> str | None:
     lower = name.lower()
     if lower.endswith(_AUDIO_SUFFIXES):
@@ -233,6 +404,7 @@ def _kind_of(name: bytes) -> str | None:
     return None
 
 
-def _show(root: bytes, relpath: bytes) -> str:
+def _show(root: bytes, relpath: bytes = b"") -> str:
     """A path for log lines: undecodable bytes are shown as escapes, never raise."""
-    return os.fsdecode(os.path.join(root, relpath)).encode("utf-8", "backslashreplace").decode("utf-8")
+    path = os.path.join(root, relpath) if relpath else root
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -10,8 +10,10 @@ the real path, parsed by `musicfs.mountinfo`). `os.statvfs` cannot tell it (Pyth
 `f_type`).
 
 What a watcher reports matches what the scanner (`musicfs.origins.local`) walks: hidden entries (names
-starting with '.') are ignored, symlinked folders are followed, and a folder met twice (a symlink loop,
-or one folder reachable by two paths) is watched once, under the path met first. A folder that appears
+starting with '.') are ignored, symlinked folders are followed only when they lead to a folder inside
+the origin (a symlink to `/` planted in an origin must not make the daemon watch the whole system), and
+a folder met twice (a symlink loop, or one folder reachable by two paths) is watched once, under the
+path met first. A folder that appears
 (created, or moved in) gets its watch at once, and everything already inside it is reported too, since
 files may have been copied in before the watch existed.
 
@@ -431,10 +433,10 @@ class InotifyWatcher:
     def _watch_tree(self, reldir: bytes, report: set[bytes] | None) -> None:
         """Watch a folder that appeared and everything below it; add what it holds to `report`.
 
-        Does nothing for a file (IN_ONLYDIR refuses it), a hidden folder's content, or a folder
-        already watched (a symlink loop, or a second path to one folder).
+        Does nothing for a file (IN_ONLYDIR refuses it), a hidden folder's content, a symlink leading
+        out of the origin, or a folder already watched (a symlink loop, or a second path to one folder).
         """
-        if self._try_watch(reldir):
+        if not self._leads_out(os.path.join(self.root, reldir)) and self._try_watch(reldir):
             self._watch_below(reldir, report)
 
     def _watch_below(self, top: bytes, report: set[bytes] | None) -> None:
@@ -471,10 +473,19 @@ class InotifyWatcher:
             with os.scandir(os.path.join(self.root, reldir)) as scan:
                 for entry in scan:
                     if not entry.name.startswith(b"."):
-                        found.append((os.path.join(reldir, entry.name), _is_dir(entry)))
+                        is_dir = _is_dir(entry) and not (entry.is_symlink() and self._leads_out(entry.path))
+                        found.append((os.path.join(reldir, entry.name), is_dir))
         except OSError as exc:
             log.debug("cannot list %s: %s", _show(self.root, reldir), exc.strerror)
         return found
+
+    def _leads_out(self, path: bytes) -> bool:
+        """True for a symlink whose target is not inside the origin."""
+        if not os.path.islink(path):
+            return False
+        root_real = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        return not (root_real == b"/" or real == root_real or real.startswith(root_real + b"/"))
 
     def _record(self, reldir: bytes, wd: int) -> None:
         self._paths[wd] = reldir
