@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyfuse3
@@ -17,21 +16,10 @@ import pytest
 import trio
 
 from musicfs.fs.operations import MusicOperations
+from musicfs.index.store import ViewFile
 from musicfs.origins.gateway import OriginGateway
 from musicfs.origins.local import LocalOrigin
 from musicfs.tree.snapshot import Tree
-
-
-@dataclass(frozen=True)
-class Shown:
-    inode: int
-    viewpath: bytes
-    origin_id: int
-    relpath: bytes
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
 
 INODES = {"a.flac": 10, "b.flac": 11}
 
@@ -43,7 +31,7 @@ def _tree(origin: Path, *names: str) -> Tree:
         found = os.stat(origin / name)
         relpath = name.encode()
         shown.append(
-            Shown(inode, b"A/" + relpath, 1, relpath, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+            ViewFile(inode, b"A/" + relpath, 1, relpath, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
         )
     return Tree.build(shown, {b"A": 2})
 
