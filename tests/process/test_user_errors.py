@@ -222,22 +222,31 @@ def as_user(
 
 
 def _reach_interpreter(scratch: Path) -> list[str]:
-    """Shell lines that cover each folder on the way to the interpreter that others cannot enter with
-    a tmpfs they can, holding a bind mount of the one entry needed below it (none on CI)."""
+    """Shell lines that cover each folder on the way to the interpreter and to the `musicfs` script
+    that others cannot enter (a 0700 /root holding pyenv, tox's 0700 .tox) with a tmpfs they can,
+    holding bind mounts of the entries needed below it (none on a machine without such folders)."""
+    needed: dict[Path, set[str]] = {}
+    for target in (os.path.realpath(sys.executable), os.path.realpath(MUSICFS)):
+        parts = Path(target).parts
+        for depth in range(1, len(parts) - 1):
+            folder = Path(*parts[:depth])
+            if not os.stat(folder).st_mode & 0o001:
+                needed.setdefault(folder, set()).add(parts[depth])
     lines = []
-    parts = Path(os.path.realpath(sys.executable)).parts
-    for depth in range(1, len(parts) - 1):
-        folder, child = Path(*parts[:depth]), parts[depth]
-        if os.stat(folder).st_mode & 0o001:
-            continue
-        keep = scratch / f"keep{depth}"
-        lines += [
-            f"mkdir {shlex.quote(str(keep))}",
-            f"mount --bind {shlex.quote(str(folder / child))} {shlex.quote(str(keep))}",
-            f"mount -t tmpfs -o mode=0755,size=1m musicfs-test {shlex.quote(str(folder))}",
-            f"mkdir {shlex.quote(str(folder / child))}",
-            f"mount --bind {shlex.quote(str(keep))} {shlex.quote(str(folder / child))}",
-        ]
+    for number, folder in enumerate(sorted(needed, key=lambda f: len(f.parts))):
+        children = sorted(needed[folder])
+        keeps = [scratch / f"keep{number}-{index}" for index in range(len(children))]
+        for keep, child in zip(keeps, children, strict=True):
+            lines += [
+                f"mkdir {shlex.quote(str(keep))}",
+                f"mount --bind {shlex.quote(str(folder / child))} {shlex.quote(str(keep))}",
+            ]
+        lines.append(f"mount -t tmpfs -o mode=0755,size=1m musicfs-test {shlex.quote(str(folder))}")
+        for keep, child in zip(keeps, children, strict=True):
+            lines += [
+                f"mkdir {shlex.quote(str(folder / child))}",
+                f"mount --bind {shlex.quote(str(keep))} {shlex.quote(str(folder / child))}",
+            ]
     return lines
 
 
