@@ -11,7 +11,6 @@ listing of `unavailable_reason` (behind a lock), so sharing them between threads
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -19,6 +18,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -102,8 +102,7 @@ class LocalOrigin:
             if left <= 0 or (stop is not None and stop.is_set()):
                 waited = time.monotonic() - self._probe_started
                 return f"{os.fsdecode(self.root)}: {DOES_NOT_ANSWER} (a listing has waited {waited:.1f} s)"
-            with contextlib.suppress(TimeoutError):
-                probe.result(min(left, STOP_POLL))
+            futures.wait((probe,), timeout=min(left, STOP_POLL))  # never raises the call's error
         self._probe_used = True
         try:
             empty = probe.result()
