@@ -83,3 +83,11 @@ def test_a_stop_ends_the_wait_early(origin: GatedOrigin) -> None:
     started = time.monotonic()
     assert DOES_NOT_ANSWER in (origin.unavailable_reason(True, timeout=30, stop=stop) or "")
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.failure_mode("7.4")
+def test_a_listing_that_fails_while_waited_for_is_a_reason_not_a_crash(tmp_path: Path) -> None:
+    missing = GatedOrigin(tmp_path / "gone")  # the folder does not exist (a USB disk not there yet)
+    threading.Timer(0.2, missing.gate.set).start()  # the listing fails while the caller waits on it
+    reason = missing.unavailable_reason(knows_files=True, timeout=5)
+    assert reason is not None and "No such file or directory" in reason
