@@ -537,9 +537,14 @@ class ChunkStore:
             verified += 1
             if not _intact(path, digest, sizes[digest]):
                 bad += 1
-                with self._lock:
-                    self._guarded(partial(self._quarantine_chunk, digest=digest), None)
+                # The lock is taken inside the guarded call, never around it: `_guarded` may retry a
+                # failed disk, which takes the lock itself.
+                self._guarded(partial(self._quarantine_under_lock, digest=digest), None)
         return verified, bad
+
+    def _quarantine_under_lock(self, records: CacheRecords, digest: str) -> None:
+        with self._lock:
+            self._quarantine_chunk(records, digest)
 
     def _check(self, records: CacheRecords, report: CheckReport, full: bool) -> None:
         """The steps of `check` (called under the lock)."""
@@ -619,7 +624,7 @@ def _unlink_quietly(path: Path) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, sqlite3.Error) and exc.sqlite_errorname == "SQLITE_FULL":
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
         return f"ENOSPC: {exc} (cache database)"
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror} ({exc.filename or ''})"
