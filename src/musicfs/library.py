@@ -24,7 +24,6 @@ from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.local import AUDIO, LocalOrigin
-from musicfs.tags import AUDIO_EXTENSIONS
 from musicfs.tree.covers import cover_aliases
 from musicfs.tree.layout import layout
 from musicfs.tree.sanitize import sanitize_component
@@ -108,8 +107,9 @@ class Library:
 
     def _publish(self) -> Tree:
         files, folders = self.index.view(self.priority)
-        aliases = cover_aliases(files, _is_audio_name, lambda name: not _is_audio_name(name))
-        new = Tree.build([*files, *aliases], folders, lambda f: _is_audio_name(posixpath.basename(f.relpath)))
+        tracks = [f for f in files if f.kind == AUDIO]
+        aliases = cover_aliases(tracks, [f for f in files if f.kind != AUDIO])
+        new = Tree.build([*files, *aliases], folders, track_count=len(tracks))
         fault_point("tree.publish")
         old, self.tree = self.tree, new
         self._unpublished = False
@@ -117,11 +117,6 @@ class Library:
         for listener in self.listeners:
             listener(old, new)
         return new
-
-
-def _is_audio_name(name: bytes) -> bool:
-    """Whether a shown file is a track (the view shows only tracks and cover images)."""
-    return posixpath.splitext(name)[1][1:].decode(errors="replace").lower() in AUDIO_EXTENSIONS
 
 
 def _entry(indexed: IndexedFile, priority: int) -> TrackEntry:

@@ -15,10 +15,10 @@ import pyfuse3
 import pytest
 import trio
 
+from musicfs.core.types import ViewFile
 from musicfs.fs.operations import MusicOperations
-from musicfs.index.store import ViewFile
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.local import LocalOrigin
+from musicfs.origins.local import AUDIO, LocalOrigin
 from musicfs.tree.snapshot import Tree
 
 INODES = {"a.flac": 10, "b.flac": 11}
@@ -31,7 +31,9 @@ def _tree(origin: Path, *names: str) -> Tree:
         found = os.stat(origin / name)
         relpath = name.encode()
         shown.append(
-            ViewFile(inode, b"A/" + relpath, 1, relpath, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+            ViewFile(
+                inode, b"A/" + relpath, 1, relpath, found.st_size, found.st_mtime_ns, found.st_ctime_ns, AUDIO
+            )
         )
     return Tree.build(shown, {b"A": 2})
 

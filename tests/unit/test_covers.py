@@ -4,72 +4,69 @@ in, and as `cover.<ext>` where the album has art under another name."""
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from collections.abc import Sequence
 
+from musicfs.core.types import ViewFile
+from musicfs.origins.local import AUDIO, COVER
 from musicfs.tree.covers import ALIAS_BASE, cover_aliases
 
 
-@dataclass(frozen=True)
-class Shown:
-    inode: int
-    viewpath: bytes
-    relpath: bytes
-    origin_id: int = 1
-    size: int = 10
-    mtime_ns: int = 5
-    ctime_ns: int = 5
+def _file(inode: int, viewpath: bytes, relpath: bytes) -> ViewFile:
+    kind = AUDIO if relpath.endswith(b".flac") else COVER
+    return ViewFile(inode, viewpath, 1, relpath, 10, 5, 5, kind)
 
 
-def _is_audio(name: bytes) -> bool:
-    return name.endswith(b".flac")
+def _split(files: Sequence[ViewFile]) -> tuple[list[ViewFile], list[ViewFile]]:
+    return [f for f in files if f.kind == AUDIO], [f for f in files if f.kind == COVER]
 
 
-def _aliases(*files: Shown) -> dict[bytes, bytes]:
+def _aliases(*files: ViewFile) -> dict[bytes, bytes]:
     """view path of each alias -> the origin file it shows."""
-    found = cover_aliases(files, _is_audio, lambda name: not _is_audio(name))
+    found = cover_aliases(*_split(files))
     assert all(a.inode >= ALIAS_BASE for a in found)
     assert len({a.inode for a in found}) == len(found)
     return {a.viewpath: a.relpath for a in found}
 
 
 def test_a_folder_jpg_is_also_shown_as_cover_jpg() -> None:
-    files = (Shown(2, b"A/B/01 x.flac", b"d/1.flac"), Shown(3, b"A/B/Folder.JPG", b"d/Folder.JPG"))
+    files = (_file(2, b"A/B/01 x.flac", b"d/1.flac"), _file(3, b"A/B/Folder.JPG", b"d/Folder.JPG"))
     assert _aliases(*files) == {b"A/B/cover.jpg": b"d/Folder.JPG"}
 
 
 def test_an_album_with_a_cover_file_gets_no_alias() -> None:
     files = (
-        Shown(2, b"A/B/01 x.flac", b"d/1.flac"),
-        Shown(3, b"A/B/cover.png", b"d/cover.png"),
-        Shown(4, b"A/B/back.jpg", b"d/back.jpg"),
+        _file(2, b"A/B/01 x.flac", b"d/1.flac"),
+        _file(3, b"A/B/cover.png", b"d/cover.png"),
+        _file(4, b"A/B/back.jpg", b"d/back.jpg"),
     )
     assert _aliases(*files) == {}
 
 
 def test_the_front_is_preferred_over_other_art_for_cover() -> None:
     files = (
-        Shown(2, b"A/B/01 x.flac", b"d/1.flac"),
-        Shown(3, b"A/B/back.jpg", b"d/back.jpg"),
-        Shown(4, b"A/B/front.png", b"d/front.png"),
+        _file(2, b"A/B/01 x.flac", b"d/1.flac"),
+        _file(3, b"A/B/back.jpg", b"d/back.jpg"),
+        _file(4, b"A/B/front.png", b"d/front.png"),
     )
     assert _aliases(*files) == {b"A/B/cover.png": b"d/front.png"}
 
 
 def test_tracks_of_one_folder_in_two_albums_both_show_its_art() -> None:
     files = (
-        Shown(2, b"A/B (1959)/01 x.flac", b"d/1.flac"),
-        Shown(3, b"A/B/02 y.flac", b"d/2.flac"),  # the same origin folder, another album folder
-        Shown(4, b"A/B (1959)/cover.jpg", b"d/cover.jpg"),
+        _file(2, b"A/B (1959)/01 x.flac", b"d/1.flac"),
+        _file(3, b"A/B/02 y.flac", b"d/2.flac"),  # the same origin folder, another album folder
+        _file(4, b"A/B (1959)/cover.jpg", b"d/cover.jpg"),
     )
     assert _aliases(*files) == {b"A/B/cover.jpg": b"d/cover.jpg"}
 
 
 def test_aliases_are_stable_across_calls_and_never_taken_names() -> None:
-    files = [Shown(2 + n, f"A/{n}/01 x.flac".encode(), f"d{n}/1.flac".encode()) for n in range(5)]
-    files += [Shown(20 + n, f"A/{n}/folder.jpg".encode(), f"d{n}/folder.jpg".encode()) for n in range(5)]
-    first = cover_aliases(files, _is_audio, lambda name: not _is_audio(name))
-    again = cover_aliases(list(reversed(files)), _is_audio, lambda name: not _is_audio(name))
+    files = [_file(2 + n, f"A/{n}/01 x.flac".encode(), f"d{n}/1.flac".encode()) for n in range(5)]
+    files += [_file(20 + n, f"A/{n}/folder.jpg".encode(), f"d{n}/folder.jpg".encode()) for n in range(5)]
+    first = cover_aliases(*_split(files))
+    again = cover_aliases(*_split(list(reversed(files))))
     assert sorted(first, key=lambda a: a.inode) == sorted(again, key=lambda a: a.inode)
+    assert all(a.kind == COVER for a in first)
     taken = {f.viewpath for f in files}
     assert not taken & {a.viewpath for a in first}
     assert {posixpath.basename(a.viewpath) for a in first} == {b"cover.jpg"}

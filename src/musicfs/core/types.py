@@ -1,6 +1,7 @@
 """Plain value types shared by all layers.
 
-Owns: `TagSet` (what a track's tags say) and `TrackEntry` (a track as the tree layer sees it).
+Owns: `TagSet` (what a track's tags say), `TrackEntry` (a track as the tree layer sees it), `ViewFile`
+(a shown file as the index stores it and the tree shows it) and `VersionKey`.
 Concurrency: every type here is immutable (frozen dataclasses) and safe to share between threads.
 """
 
@@ -65,3 +66,18 @@ class VersionKey:
     size: int
     mtime_ns: int
     ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ViewFile:
+    """A shown file: its inode, where it is shown, where its bytes are and which kind of file it is
+    (`musicfs.origins.local.AUDIO` or `COVER`)."""
+
+    inode: int
+    viewpath: bytes
+    origin_id: int
+    relpath: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    kind: str

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicfs.core.types import TagSet
+from musicfs.core.types import TagSet, ViewFile
 from musicfs.index.schema import open_database
 from musicfs.sqlite import transaction
 
@@ -66,19 +66,6 @@ class IndexedFile:
     relpath: bytes
     kind: str
     tags: TagSet | None
-
-
-@dataclass(frozen=True, slots=True)
-class ViewFile:
-    """A shown file as the tree needs it: inode, where it is shown and where its bytes are."""
-
-    inode: int
-    viewpath: bytes
-    origin_id: int
-    relpath: bytes
-    size: int
-    mtime_ns: int
-    ctime_ns: int
 
 
 class Index:
@@ -199,7 +186,7 @@ class Index:
             files = [
                 ViewFile(*row)
                 for row in db.execute(
-                    "SELECT inode, viewpath, origin_id, relpath, size, mtime_ns, ctime_ns FROM files "
+                    "SELECT inode, viewpath, origin_id, relpath, size, mtime_ns, ctime_ns, kind FROM files "
                     f"WHERE viewpath IS NOT NULL AND origin_id IN ({', '.join('?' * len(ids))})",
                     ids,
                 )

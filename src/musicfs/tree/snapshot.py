@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 ROOT_INODE = 1
@@ -20,7 +20,7 @@ GENERATION_MASK = 2**63 - 1
 
 
 class ShownFile(Protocol):
-    """What the tree needs to know of a shown file (see `musicfs.index.store.ViewFile`)."""
+    """What the tree needs to know of a shown file (see `musicfs.core.types.ViewFile`)."""
 
     @property
     def inode(self) -> int: ...
@@ -139,17 +139,17 @@ class Tree:
         cls,
         files: Iterable[ShownFile],
         folder_inodes: Mapping[bytes, int],
-        is_track: Callable[[ShownFile], bool] = lambda _shown: True,
+        track_count: int | None = None,
     ) -> Tree:
-        """Build a snapshot from shown files (`viewpath` like b"Artist/Album/01 x.flac"); `is_track`
-        tells which of them count as tracks.
+        """Build a snapshot from shown files (`viewpath` like b"Artist/Album/01 x.flac"), of which
+        `track_count` are tracks (the caller knows the kinds; None: all of them).
 
         Raises KeyError when a folder of a viewpath has no inode in `folder_inodes`.
         """
         root = Node(ROOT_INODE, ROOT_INODE, b"", folder=True)
         nodes = {ROOT_INODE: root}
         folders = {b"": root}
-        count = total = tracks = 0
+        count = total = 0
         for shown in files:
             folder_path, _, name = shown.viewpath.rpartition(b"/")
             parent = _folder(folder_path, folders, nodes, folder_inodes)
@@ -161,13 +161,12 @@ class Tree:
             parent.children[name] = node.inode
             count += 1
             total += shown.size
-            tracks += is_track(shown)
         for folder in folders.values():
             assert folder.children is not None
             folder.order = tuple(sorted(folder.children.values()))
             for child in folder.children.values():
                 _carry_times(nodes[child], folder, nodes)
-        return cls(nodes, count, total, tracks)
+        return cls(nodes, count, total, count if track_count is None else track_count)
 
 
 def _nfc(name: bytes) -> bytes:
