@@ -4,9 +4,9 @@ Owns: `DaemonProcess`, which starts the console script in its own process group,
 answers, delivers signals or SIGKILL to that one PID, and in `cleanup` lazily unmounts the mountpoint
 and kills the process by PID. It never stops a process it did not start.
 With a `FaultPlan`, it writes the plan (its `state_dir` a `<log stem>-chaos` folder beside the log) and
-starts the daemon with `chaos/boot` first on PYTHONPATH and `MUSICFS_CHAOS_PLAN` naming the plan, so
-the real console script runs with the plan installed (see `chaos/boot/sitecustomize.py`); then
-`hits`, `wait_paused` and `release` talk to it through files in that folder.
+starts the daemon through the chaos launcher (`python -m chaos.launch PLAN musicfs-arguments`, see
+`chaos/launch.py`), so the real command line runs with the plan installed; then `hits`,
+`wait_paused` and `release` talk to it through files in that folder.
 Concurrency: used from one test thread; the daemon's output goes to a log file, which `wait_log` polls.
 """
 
@@ -23,13 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chaos.launch import PLAN_INSTALLED
 from chaos.mountinfo import mount_at
 from chaos.plan import FaultPlan, paused_hit, read_hits, release_file
 
 MUSICFS = str(Path(sys.executable).with_name("musicfs"))
-BOOT_DIR = Path(__file__).resolve().parent / "boot"
-PLAN_VARIABLE = "MUSICFS_CHAOS_PLAN"
-PLAN_INSTALLED = "musicfs chaos: fault plan"  # what chaos/boot/sitecustomize.py says on stderr
 POLL_SECONDS = 0.01
 
 
@@ -53,12 +51,11 @@ class DaemonProcess:
         self.mountpoint = mountpoint
         self.state_dir = state_dir
         self.log_path = log_path
-        args = [MUSICFS, "mount", str(mountpoint), "--state-dir", str(state_dir), *extra_args]
+        args = ["mount", str(mountpoint), "--state-dir", str(state_dir), *extra_args]
         for origin in origins:
             args += ["--origin", str(origin)]
-        self.args = args
-        inherited = {key: value for key, value in os.environ.items() if key != PLAN_VARIABLE}
-        self.env = {**inherited, **(env or {})}  # a plan only ever comes from `plan`
+        self.args = [MUSICFS, *args]
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.plan: FaultPlan | None = None
         self.chaos_dir: Path | None = None
@@ -73,13 +70,9 @@ class DaemonProcess:
         self.plan = plan.with_state_dir(chaos_dir)
         plan_file = chaos_dir / "plan.json"
         plan_file.write_text(self.plan.to_json())
-        python_path = [str(BOOT_DIR), *filter(None, self.env.get("PYTHONPATH", "").split(os.pathsep))]
-        self.env["PYTHONPATH"] = os.pathsep.join(python_path)
-        self.env[PLAN_VARIABLE] = str(plan_file)
+        self.args = [sys.executable, "-m", "chaos.launch", str(plan_file), *self.args[1:]]
 
     def start(self) -> DaemonProcess:
-        if self.plan is not None and not (BOOT_DIR / "sitecustomize.py").is_file():
-            raise DaemonError(f"{BOOT_DIR}/sitecustomize.py is missing: the plan could not be loaded")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.args,

@@ -2,8 +2,8 @@
 return short data on purpose.
 
 Owns: `FaultyOrigin`, its `OriginFault` rules, and `origin_wrapper`, which turns a list of rules into
-the wrapper that `musicfs.core.faults.install_origin_wrapper` takes, so the real daemon builds its
-origins through it (the chaos boot code installs it from a plan). Actions:
+the `wrap_origin` that the composition root (`musicfs.daemon.app.assemble`) takes, so the real
+daemon builds its origins through it (the chaos launcher, `chaos.launch`, passes it from a plan). Actions:
   - "hang": block until `release()` (or forever: a dead NAS); passes the fault point
     `origin.hang` first, so a test in another process sees in the plan's hit counters
     (`chaos.daemon.DaemonProcess.hits`) that a daemon thread is now stuck, instead of sleeping and hoping,
@@ -26,9 +26,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from musicfs.core.faults import fault_point
 from musicfs.origins.local import PROBE_TIMEOUT, FoundFile, LocalOrigin, WalkProblems
@@ -153,8 +152,8 @@ class FaultyOrigin(LocalOrigin):
         super().close(fd)
 
 
-def origin_wrapper(faults: Sequence[OriginFault], seed: int = 0) -> Any:
-    """A wrapper for `musicfs.core.faults.install_origin_wrapper` that adds `faults` to every origin."""
+def origin_wrapper(faults: Sequence[OriginFault], seed: int = 0) -> Callable[[LocalOrigin], LocalOrigin]:
+    """A `wrap_origin` for the composition root that adds `faults` to every origin."""
 
     def wrap(origin: LocalOrigin) -> FaultyOrigin:
         return FaultyOrigin.around(origin, faults, seed)

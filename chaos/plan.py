@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.origins import OriginFault, origin_wrapper
-from musicfs.core.faults import install_hook, install_origin_wrapper
+from chaos.origins import OriginFault
+from musicfs.core.faults import install_hook
 
 ACTIONS = ("raise", "sleep", "pause")
 POLL_SECONDS = 0.01
@@ -339,16 +339,14 @@ def release_file(state_dir: Path, point: str) -> Path:
 
 
 def install(plan: FaultPlan) -> None:
-    """Make `plan.hit` the process-wide fault hook (replacing any other), and wrap every origin the
-    daemon builds in a FaultyOrigin when the plan has origin faults."""
+    """Make `plan.hit` the process-wide fault hook (replacing any other). The plan's origin faults
+    are not global: the chaos launcher (`chaos.launch`) passes them to the composition root."""
     install_hook(plan.hit)
-    install_origin_wrapper(origin_wrapper(plan.origin_faults, plan.seed) if plan.origin_faults else None)
 
 
 def uninstall() -> None:
-    """Remove the process-wide fault hook and origin wrapper: fault points do nothing again."""
+    """Remove the process-wide fault hook: fault points do nothing again."""
     install_hook(None)
-    install_origin_wrapper(None)
 
 
 @contextlib.contextmanager

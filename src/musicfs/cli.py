@@ -19,13 +19,16 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
 from musicfs.core.errors import ConfigError, StateDirError, UserError
 from musicfs.daemon.crash import install_crash_hooks
 from musicfs.daemon.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from musicfs.library import OriginWrapper
 
 log = logging.getLogger("musicfs")
 
@@ -136,7 +139,7 @@ def _config(args: argparse.Namespace) -> Config:
     return build_config(file_values, overrides)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, wrap_origin: OriginWrapper | None = None) -> int:
     if args.command == "mount":
         from musicfs.daemon.signals import StopSignals
 
@@ -160,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         if config.mountpoint is None:
             raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
         with _full_disk_is_a_state_dir_error(config.state_dir):
-            app.mount(config, signals)
+            app.mount(config, signals, wrap_origin or app.as_built)
     elif args.command == "scan":
         with _full_disk_is_a_state_dir_error(config.state_dir), app.open_instance(config) as library:
             for report in app.scan(library):
@@ -268,13 +271,14 @@ def _print_tree(config: Config) -> None:
             sys.stdout.write(os.fsdecode(path) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `musicfs` console script; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, wrap_origin: OriginWrapper | None = None) -> int:
+    """Entry point of the `musicfs` console script; returns the exit code. `wrap_origin` is for the
+    chaos launcher only (`chaos.launch`): how the daemon's origins are built."""
     args = _parser().parse_args(argv)
     setup_logging(args.log_level or "INFO")
     install_crash_hooks()
     try:
-        code = _run(args)
+        code = _run(args, wrap_origin)
         sys.stdout.flush()  # a closed stdout fails here, not in the interpreter's exit
         return code
     except BrokenPipeError:  # every other pipe and socket is wrapped: this is stdout, read by `head`

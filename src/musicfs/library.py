@@ -3,6 +3,10 @@
 Owns: the current `Tree` (`Library.tree`), loading it from the index at start, rescanning the origins,
 recomputing the layout when tracks or the template change, and publishing a new snapshot with one
 reference swap. It knows nothing of FUSE.
+What it is given when built, never set on it afterwards: the shared `OriginStates` (a scan records
+there which origins it found unavailable or back), the stop flag a scan watches (set when the
+daemon stops, so a long scan ends at its next batch boundary), and how origins are built (the chaos
+launcher passes a wrapper that injects faults; `musicfs mount` never does).
 Concurrency: `tree` may be read from any thread at any time and is always a complete snapshot.
 `load` and `rescan` do blocking I/O and run in a worker thread; `_update_lock` lets only one of them
 run at a time. A failure anywhere before the swap leaves the published tree as it was.
@@ -18,12 +22,13 @@ import threading
 from collections.abc import Callable, Iterable
 
 from musicfs.core.config import Config
-from musicfs.core.faults import fault_point, wrap_origin
+from musicfs.core.faults import fault_point
 from musicfs.core.types import TagSet, TrackEntry
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.local import AUDIO, LocalOrigin
+from musicfs.origins.states import OriginStates
 from musicfs.tree.covers import cover_aliases
 from musicfs.tree.layout import layout
 from musicfs.tree.sanitize import sanitize_component
@@ -34,12 +39,25 @@ log = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 3  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
+OriginWrapper = Callable[[LocalOrigin], LocalOrigin]
+
+
+def _as_built(origin: LocalOrigin) -> LocalOrigin:
+    return origin
 
 
 class Library:
     """The music library as configured: its origins, its index and the tree currently shown."""
 
-    def __init__(self, config: Config, index: Index) -> None:
+    def __init__(
+        self,
+        config: Config,
+        index: Index,
+        *,
+        states: OriginStates | None = None,
+        stopping: threading.Event | None = None,
+        wrap_origin: OriginWrapper = _as_built,
+    ) -> None:
         self.index = index
         self.template = Template.parse(config.template)
         self.origins = [
@@ -53,10 +71,10 @@ class Library:
         self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}
         self.tree = Tree.empty()
         self.listeners: list[PublishListener] = []
-        self.unavailable: dict[int, str] = {}  # origin id -> why, as of the last scan
+        self.states = states if states is not None else OriginStates()
+        self.stopping = stopping if stopping is not None else threading.Event()
         self._update_lock = threading.Lock()
         self._unpublished = False  # the index holds a layout the published tree does not show yet
-        self.stopping = threading.Event()
         key_source = repr((config.template, [o.root for o in self.origins], SCHEMA_VERSION, LAYOUT_VERSION))
         self._layout_key = hashlib.sha256(key_source.encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -75,9 +93,9 @@ class Library:
             for origin, report in zip(self.origins, reports, strict=True):
                 log.info("scan of %s", report.summary())
                 if report.unavailable:
-                    self.unavailable[origin.origin_id] = report.unavailable
+                    self.states.set_offline(origin.origin_id, report.unavailable)
                 else:
-                    self.unavailable.pop(origin.origin_id, None)
+                    self.states.set_online(origin.origin_id)
             if any(r.changes for r in reports) or self.index.get_meta("layout_key") != self._layout_key:
                 self._unpublished = True
                 self._relayout()
@@ -86,7 +104,8 @@ class Library:
             return reports
 
     def quiesce(self, timeout: float) -> bool:
-        """Ask a running rescan to stop and wait up to `timeout` s for it; True if none is running."""
+        """Ask a running rescan to stop (the stop flag) and wait up to `timeout` s for it; True if none
+        is running."""
         self.stopping.set()
         if self._update_lock.acquire(timeout=timeout):
             self._update_lock.release()

@@ -2,8 +2,8 @@
 changes nothing readers see (2.9), and the next rescan repairs everything.
 
 The first tests pin the plan's own semantics (after, count, seeded probability, pause and release
-across threads and through files, hit counting, JSON, installing the hook, loading a plan at
-interpreter start), since every chaos scenario and process test builds on them.
+across threads and through files, hit counting, JSON, installing the hook, the chaos launcher),
+since every chaos scenario and process test builds on them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.daemon import BOOT_DIR, PLAN_VARIABLE
+from chaos.launch import EXIT_BAD_PLAN
 from chaos.plan import (
     FaultPlan,
     FaultRule,
@@ -229,40 +229,35 @@ def test_install_and_uninstall_the_hook() -> None:
     assert plan.hits() == {"scan.apply": 2, "tree.publish": 1}
 
 
-def _python(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+def _launch(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "chaos.launch", *args], capture_output=True, text=True, timeout=60
     )
 
 
-def test_interpreter_start_loads_a_plan_only_when_asked(tmp_path: Path) -> None:
+def test_the_chaos_launcher_runs_musicfs_with_the_plan_and_a_bad_plan_stops_it(
+    library_copy: Path, tmp_path: Path
+) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(FaultPlan([FaultRule("scan.apply")], state_dir=tmp_path / "state").to_json())
-    other = tmp_path / "other-site"  # a sitecustomize this one shadows must still run
-    other.mkdir()
-    (other / "sitecustomize.py").write_text("import os\nos.environ['OTHER_SITECUSTOMIZE'] = 'ran'\n")
-    path = os.pathsep.join([str(BOOT_DIR), str(other)])
-    probe = (
-        "import os; from musicfs.core import faults\n"
-        "print(os.environ.get('OTHER_SITECUSTOMIZE'), os.environ.get('MUSICFS_CHAOS_PLAN'))\n"
-        "try:\n    faults.fault_point('scan.apply')\nexcept RuntimeError as e:\n    print(type(e).__name__)\n"
-        "else:\n    print('unfaulted')\n"
+    plan_file.write_text(FaultPlan([FaultRule("scan.apply")], state_dir=tmp_path / "chaos").to_json())
+    scan = ["scan", "--origin", str(library_copy), "--state-dir", str(tmp_path / "state")]
+
+    faulted = _launch(str(plan_file), *scan)
+    assert faulted.returncode == 70, faulted.stderr  # the injected fault is an internal error
+    assert "raise at scan.apply" in faulted.stderr and "InjectedFault" in faulted.stderr
+    assert read_hits(tmp_path / "chaos")["hits"]["scan.apply"] == 1
+
+    plain = subprocess.run(
+        [str(Path(sys.executable).with_name("musicfs")), *scan], capture_output=True, text=True, timeout=60
     )
-
-    loaded = _python({"PYTHONPATH": path, PLAN_VARIABLE: str(plan_file)}, probe)
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.split() == ["ran", "None", "InjectedFault"]  # the variable is not passed on
-    assert "fault plan" in loaded.stderr and "raise at scan.apply" in loaded.stderr
-    assert read_hits(tmp_path / "state")["hits"] == {"scan.apply": 1}
-
-    not_asked = _python({"PYTHONPATH": path}, probe)
-    assert not_asked.returncode == 0 and not_asked.stdout.split() == ["ran", "None", "unfaulted"]
-    assert not_asked.stderr == ""
+    assert plain.returncode == 0, plain.stderr  # musicfs itself never loads a plan
+    assert "fault plan" not in plain.stderr
 
     plan_file.write_text('{"rules": [{"point": "x", "action": "explode"}]}')
-    broken = _python({"PYTHONPATH": path, PLAN_VARIABLE: str(plan_file)}, probe)
-    assert broken.returncode == 97 and broken.stdout == ""
+    broken = _launch(str(plan_file), *scan)
+    assert broken.returncode == EXIT_BAD_PLAN and broken.stdout == ""
     assert broken.stderr.startswith("musicfs chaos: cannot load the fault plan")
+    assert len(broken.stderr.splitlines()) == 1
 
 
 # -- 2.9: a failed writer changes nothing visible -------------------------------------------------------

@@ -14,6 +14,7 @@ from chaos.origins import FaultyOrigin, OriginFault
 from musicfs.daemon.health import OriginHealth
 from musicfs.origins.gateway import OriginGateway
 from musicfs.origins.local import EMPTY_BUT_KNOWN, LocalOrigin
+from musicfs.origins.states import OriginStates
 
 
 def _origin(path: Path, origin_id: int) -> LocalOrigin:
@@ -22,30 +23,37 @@ def _origin(path: Path, origin_id: int) -> LocalOrigin:
     return LocalOrigin(origin_id, os.fsencode(path))
 
 
+def _offline(states: OriginStates) -> dict[int, str | None]:
+    return {origin_id: states.offline_reason(origin_id) for origin_id in (1, 2)}
+
+
 @pytest.mark.failure_mode("4.2.3")
 def test_offline_degraded_and_back(tmp_path: Path) -> None:
-    good = OriginGateway(_origin(tmp_path / "good", 1), 1.0)
-    nas = OriginGateway(_origin(tmp_path / "nas", 2), 1.0)
+    origin_states = OriginStates()
+    good = OriginGateway(_origin(tmp_path / "good", 1), 1.0, states=origin_states)
+    nas = OriginGateway(_origin(tmp_path / "nas", 2), 1.0, states=origin_states)
     rescans: list[str] = []
     degraded: dict[int, str] = {}
-    health = OriginHealth({1: good, 2: nas}, lambda _id: 1, rescans.append, interval=1.0, timeout=1.0)
+    health = OriginHealth(
+        {1: good, 2: nas}, origin_states, lambda _id: 1, rescans.append, interval=1.0, timeout=1.0
+    )
 
     async def main() -> list[dict[int, str | None]]:
         seen = []
         await health.check_all()
-        seen.append(health.states())
+        seen.append(_offline(origin_states))
         (tmp_path / "nas").rename(tmp_path / "nas-away")
         await health.check_all()
-        seen.append(health.states())
+        seen.append(_offline(origin_states))
         (tmp_path / "nas-away").rename(tmp_path / "nas")
         (tmp_path / "nas" / "a.flac").unlink()  # back, but empty: an unmounted share looks like this
         await health.check_all()
-        seen.append(health.states())
+        seen.append(_offline(origin_states))
         (tmp_path / "nas" / "a.flac").write_bytes(b"x")
         good.timeouts += 3
         await health.check_all()
-        seen.append(health.states())
-        degraded.update(health.degraded)
+        seen.append(_offline(origin_states))
+        degraded.update(origin_states.degraded())
         await health.check_all()
         return seen
 
@@ -56,7 +64,7 @@ def test_offline_degraded_and_back(tmp_path: Path) -> None:
     assert states[3] == {1: None, 2: None}
     assert rescans == ["origin back"]
     assert degraded == {1: "3 reads timed out since the last check"}
-    assert health.degraded == {}  # no new timeouts since the check that saw them
+    assert origin_states.degraded() == {}  # no new timeouts since the check that saw them
 
 
 @pytest.mark.failure_mode("4.2.3")
@@ -68,15 +76,21 @@ def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
         return None
 
     stuck.unavailable_reason = hang  # type: ignore[method-assign]
-    fine = OriginGateway(_origin(tmp_path / "fine", 2), 1.0)
+    states = OriginStates()
+    fine = OriginGateway(_origin(tmp_path / "fine", 2), 1.0, states=states)
     health = OriginHealth(
-        {1: OriginGateway(stuck, 1.0), 2: fine}, lambda _id: 1, print, interval=1, timeout=0.3
+        {1: OriginGateway(stuck, 1.0, states=states), 2: fine},
+        states,
+        lambda _id: 1,
+        print,
+        interval=1,
+        timeout=0.3,
     )
 
     async def main() -> tuple[dict[int, str | None], float]:
         started = trio.current_time()
         await health.check_all()
-        return health.states(), trio.current_time() - started
+        return _offline(states), trio.current_time() - started
 
     try:
         states, took = trio.run(main)

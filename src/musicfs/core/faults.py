@@ -1,27 +1,23 @@
-"""The seams through which the chaos tooling injects failures: named fault points and origin wrappers.
+"""The named fault points through which the chaos tooling injects failures at exact moments.
 
 Owns: `fault_point(name)`, called by production code at writer steps (for example "scan.apply",
-"tree.publish") and in every FUSE handler ("fs.read", ...), and `wrap_origin`, through which the
-composition root passes every origin it builds. Only the chaos tooling installs a hook or a wrapper
-(`install_hook`, `install_origin_wrapper`); a normal `musicfs mount` never does. With nothing
-installed a fault point is one global read and a comparison with None, and `wrap_origin` returns its
-argument: the cost is too small to measure beside a FUSE request.
-Concurrency: hook and wrapper are set once, before the daemon starts its threads; fault points may be
-hit from any thread, so a hook must be thread-safe.
+"tree.publish") and in every FUSE handler ("fs.read", ...), and the one hook that makes them act.
+Only the chaos launcher (`chaos.launch`) installs a hook; a normal `musicfs mount` never does. With
+no hook a fault point is one global read and a comparison with None: too small to measure beside a
+FUSE request. Faulty origins are not a global seam: they are a parameter of the composition root
+(`musicfs.daemon.app.assemble`, `wrap_origin`).
+Concurrency: the hook is set once, before the daemon starts its threads; fault points may be hit
+from any thread, so a hook must be thread-safe.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 FaultHook = Callable[[str], None]
-OriginWrapper = Callable[[Any], Any]
-T = TypeVar("T")
 
 _hook: FaultHook | None = None
-_origin_wrapper: OriginWrapper | None = None
 
 
 hits: Counter[str] = Counter()
@@ -35,21 +31,7 @@ def fault_point(name: str) -> None:
         _hook(name)
 
 
-def wrap_origin(origin: T) -> T:
-    """The origin itself, or what an installed chaos wrapper makes of it (same interface)."""
-    if _origin_wrapper is None:
-        return origin
-    wrapped: T = _origin_wrapper(origin)
-    return wrapped
-
-
 def install_hook(hook: FaultHook | None) -> None:
     """Install (or with None, remove) the process-wide fault hook. For the chaos tooling only."""
     global _hook
     _hook = hook
-
-
-def install_origin_wrapper(wrapper: OriginWrapper | None) -> None:
-    """Install (or with None, remove) the origin wrapper. For the chaos tooling only."""
-    global _origin_wrapper
-    _origin_wrapper = wrapper

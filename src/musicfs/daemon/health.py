@@ -1,6 +1,7 @@
 """Origin health (3.8, 4.2.1-4.2.4): periodic checks, in parallel, each with its own deadline.
 
-Owns: the state of every origin (ok, degraded, offline) and its transitions. Degraded: the origin
+Owns: the transitions of every origin between ok, degraded and offline, which it writes into the
+shared `OriginStates`. Degraded: the origin
 answers its checks, but reads timed out since the last check. An origin that cannot be listed
 within the deadline, or whose folder is suddenly empty while the index knows files in it (an
 unmounted NAS looks exactly like that), goes offline: its gateway fails reads at once with EIO, the
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from musicfs.origins.gateway import OriginGateway
+from musicfs.origins.states import OriginStates
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,12 @@ RescanRequest = Callable[[str], object]
 
 
 class OriginHealth:
-    """Checks every origin now and then and switches its gateway between ok and offline."""
+    """Checks every origin now and then and records in `states` whether it is ok, degraded or offline."""
 
     def __init__(
         self,
         gateways: Mapping[int, OriginGateway],
+        states: OriginStates,
         known_files: Callable[[int], int],
         request_rescan: RescanRequest,
         *,
@@ -38,17 +41,13 @@ class OriginHealth:
         timeout: float,
     ) -> None:
         self.gateways = gateways
+        self.states = states
         self.known_files = known_files
         self.request_rescan = request_rescan
         self.interval = interval
         self.timeout = timeout
         self._probing: set[int] = set()  # origins whose last probe thread has not come back yet
         self._timeouts_seen: dict[int, int] = {}
-        self.degraded: dict[int, str] = {}  # origin id -> why, for origins that answer but slowly
-
-    def states(self) -> dict[int, str | None]:
-        """Origin id -> None when ok, else why it is offline."""
-        return {origin_id: gateway.offline for origin_id, gateway in self.gateways.items()}
 
     async def run(self) -> None:
         while True:
@@ -68,8 +67,11 @@ class OriginHealth:
                     self._probe, origin_id, gateway, abandon_on_cancel=True
                 )
         self._note_slowness(origin_id, gateway, problem)
-        was = gateway.offline
-        gateway.offline = problem
+        was = self.states.offline_reason(origin_id)
+        if problem is None:
+            self.states.set_online(origin_id)
+        else:
+            self.states.set_offline(origin_id, problem)
         if problem is not None and was is None:
             log.error(
                 "origin %s is offline (%s): serving the known tree; reads of its files give EIO "
@@ -86,15 +88,15 @@ class OriginHealth:
         new_timeouts = gateway.timeouts - self._timeouts_seen.get(origin_id, 0)
         self._timeouts_seen[origin_id] = gateway.timeouts
         if problem is None and new_timeouts > 0:
-            if origin_id not in self.degraded:
+            if self.states.degraded_reason(origin_id) is None:
                 log.warning(
                     "origin %s is degraded: %d reads timed out",
                     gateway.origin.root.decode(errors="replace"),
                     new_timeouts,
                 )
-            self.degraded[origin_id] = f"{new_timeouts} reads timed out since the last check"
+            self.states.set_degraded(origin_id, f"{new_timeouts} reads timed out since the last check")
         else:
-            self.degraded.pop(origin_id, None)
+            self.states.set_degraded(origin_id, None)
 
     def _probe(self, origin_id: int, gateway: OriginGateway) -> str | None:
         self._probing.add(origin_id)

@@ -16,6 +16,9 @@ If the request loop crashes instead (an exception escapes it), the mount is left
 unmounted, and the exception goes on to exit non-zero: a dead mount makes players report an error
 (an empty folder would look like an empty library), and the next start, which systemd's
 Restart=on-failure brings, cleans it.
+The parts it serves with (`Parts`: gateways, operations, health checks, rescans, cache, the shared
+origin states and lifecycle) are built by the composition root, `musicfs.daemon.app.assemble`; the
+service only runs them. What `musicfs status` shows is put together by `musicfs.daemon.status`.
 Concurrency: everything here runs on the trio thread; blocking work goes to worker threads.
 """
 
@@ -26,7 +29,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -36,13 +39,15 @@ import pyfuse3
 import trio
 
 from musicfs.cache.store import ChunkStore
-from musicfs.core import faults
+from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
 from musicfs.core.types import VersionKey
 from musicfs.daemon import control, metrics, resources
-from musicfs.daemon.caching import FILL_QUEUE, fill_tracks, scrub
+from musicfs.daemon import status as status_view
+from musicfs.daemon.caching import fill_tracks, scrub
 from musicfs.daemon.fusemount import mount_fuse
 from musicfs.daemon.health import OriginHealth
+from musicfs.daemon.lifecycle import Lifecycle
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
@@ -50,12 +55,11 @@ from musicfs.daemon.signals import FINAL_SHUTDOWN, StopSignals
 from musicfs.daemon.supervisor import Supervisor
 from musicfs.daemon.watchdog import ping_interval, run_watchdog
 from musicfs.daemon.watching import watch_origin
-from musicfs.fs.invalidate import invalidate_kernel_cache
-from musicfs.fs.operations import XATTR_PID, MusicOperations
+from musicfs.fs.operations import MusicOperations
 from musicfs.fs.stats import STATS
 from musicfs.library import Library
 from musicfs.origins.gateway import OriginGateway
-from musicfs.tree.snapshot import Tree
+from musicfs.origins.states import OriginStates
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +82,31 @@ TASK_STOP_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
-class MountOptions:
+class Parts:
+    """Everything a mount serves with, built by the composition root (`musicfs.daemon.app.assemble`)."""
+
+    config: Config
     mountpoint: Path
-    state_dir: Path
-    allow_other: bool
-    auto_unmount: bool
-    attr_timeout: float
-    read_timeout: float
-    drain_timeout: float
-    poll_interval: float
-    health_interval: float
+    lifecycle: Lifecycle
+    notifier: Notifier
+    signals: StopSignals
+    library: Library
+    states: OriginStates
+    cache: ChunkStore | None
+    gateways: Mapping[int, OriginGateway]
+    fill_queue: trio.MemoryReceiveChannel[VersionKey] | None  # tracks to cache whole (cache only)
+    operations: MusicOperations
+    rescans: Rescans
+    health: OriginHealth
+    control_socket: Path
     rescan_at_start: bool
 
 
-def fuse_options(options: MountOptions) -> set[str]:
+def fuse_options(config: Config) -> set[str]:
     chosen = {"ro", "fsname=musicfs", "subtype=musicfs", "default_permissions"}
-    if options.allow_other:
+    if config.allow_other:
         chosen.add("allow_other")
-    if options.auto_unmount:
+    if config.auto_unmount:
         chosen.add("auto_unmount")
     return chosen
 
@@ -103,54 +114,22 @@ def fuse_options(options: MountOptions) -> set[str]:
 class Service:
     """One mounted library, from mount to unmount."""
 
-    def __init__(
-        self,
-        library: Library,
-        options: MountOptions,
-        notifier: Notifier,
-        signals: StopSignals,
-        cache: ChunkStore | None = None,
-        cached: Collection[int] = (),
-    ) -> None:
-        self.library = library
-        self.options = options
-        self.notifier = notifier
-        self.signals = signals
-        self.cache = cache
-        self.gateways: Mapping[int, OriginGateway] = {
-            origin.origin_id: OriginGateway(
-                origin, options.read_timeout, cache if origin.origin_id in cached else None
-            )
-            for origin in library.origins
-        }
-        for origin_id, why in library.unavailable.items():  # missing or hung at start: EIO at once (7.4)
-            self.gateways[origin_id].offline = why
-        self.control_socket = options.state_dir / control.SOCKET_NAME
-        root_xattrs = {
-            XATTR_PID: str(os.getpid()).encode(),
-            control.XATTR_CONTROL.encode(): os.fsencode(self.control_socket),
-        }
-        self.operations = MusicOperations(
-            lambda: library.tree, self.gateways, options.attr_timeout, root_xattrs
-        )
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.library = parts.library
+        self.lifecycle = parts.lifecycle
+        self.notifier = parts.notifier
+        self.signals = parts.signals
+        self.operations = parts.operations
+        self.rescans = parts.rescans
         self.supervisor = Supervisor()
-        self.rescans = Rescans(library, notifier)
-        self.health = OriginHealth(
-            self.gateways,
-            library.index.count_files,
-            self.rescans.request,
-            interval=options.health_interval,
-            timeout=options.read_timeout,
-        )
         self.recent = RecentProblems()
-        self.state = "starting"
-        self._stopping = False
         self._shutdown_started: float | None = None
         self._drain_logged = False
         self._loop_ended = False
         self._reads_cut: int | None = None  # reads in flight when the drain was cut short
         self._nursery: trio.Nursery | None = None
-        library.listeners.append(_invalidate_after_publish)
 
     def run(self) -> None:
         """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop.
@@ -166,9 +145,9 @@ class Service:
             logging.getLogger().removeHandler(self.recent)
 
     async def _serve(self) -> None:
-        mountpoint = str(self.options.mountpoint)
+        mountpoint = str(self.parts.mountpoint)
         started = time.monotonic()
-        mount_fuse(self.operations, mountpoint, fuse_options(self.options))
+        mount_fuse(self.operations, mountpoint, fuse_options(self.config))
         log.info("mounted %s", mountpoint)
         crashed = True
         try:
@@ -179,18 +158,17 @@ class Service:
                 nursery.start_soon(self._start, started, nursery)
                 await pyfuse3.main()
                 self._loop_ended = True
-                if not self._stopping:
+                if not self.lifecycle.is_stopping:
                     log.warning("the mount was removed from outside (fusermount -u?); stopping")
-                    self._stopping = True
+                    self.lifecycle.request_stop()
                 self._log_drained()
                 nursery.cancel_scope.deadline = trio.current_time() + TASK_STOP_TIMEOUT * len(STOP_ORDER)
                 await self.supervisor.stop(STOP_ORDER, TASK_STOP_TIMEOUT)
                 nursery.cancel_scope.cancel()
             crashed = False
         finally:
-            self.state = "stopping"
+            self.lifecycle.request_stop()
             self.signals.phase = FINAL_SHUTDOWN
-            self.library.stopping.set()
             self._log_drained(cut=True)
             if crashed:
                 # An empty folder would tell players the library is gone; a dead mount (ENOTCONN) says
@@ -226,14 +204,14 @@ class Service:
         root: os.stat_result | None = None
         with trio.move_on_after(READY_TIMEOUT):
             # The stat must come from another thread: this one serves the request it causes.
-            root = await trio.to_thread.run_sync(os.stat, self.options.mountpoint, abandon_on_cancel=True)
+            root = await trio.to_thread.run_sync(os.stat, self.parts.mountpoint, abandon_on_cancel=True)
         if root is None:
             log.error("the mount did not answer within %g s; stopping", READY_TIMEOUT)
             self.begin_shutdown("mount never answered")
             return
-        if self._stopping:
+        if self.lifecycle.is_stopping:
             return
-        self.state = "ready"
+        self.lifecycle.mark_ready()
         tree = self.library.tree
         log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
         self.notifier.send("READY=1", f"STATUS=serving {tree.track_count} tracks")
@@ -243,18 +221,16 @@ class Service:
         supervise(nursery, "rescans", self.rescans.run, critical=True)
         supervise(nursery, "control", self._serve_control, critical=False)
         supervise(nursery, "resources", self._check_resources, critical=False)
-        supervise(nursery, "health", self.health.run, critical=False)
+        supervise(nursery, "health", self.parts.health.run, critical=False)
         for origin in self.library.origins:
-            watch = partial(watch_origin, origin, self.rescans.request, self.options.health_interval)
+            watch = partial(watch_origin, origin, self.rescans.request, self.config.health_interval)
             supervise(nursery, f"watch:{os.fsdecode(origin.root)}", watch, critical=False)
-        if self.cache is not None:
-            send, receive = trio.open_memory_channel[VersionKey](FILL_QUEUE)
-            for gateway in self.gateways.values():
-                gateway.fill_requests = send
-            supervise(nursery, "cache-fill", partial(fill_tracks, self.gateways, receive), critical=False)
-            supervise(nursery, "cache-scrub", partial(scrub, self.cache), critical=False)
-        if self.options.poll_interval > 0:
-            supervise(nursery, "poll", lambda: self.rescans.poll(self.options.poll_interval), critical=False)
+        if self.parts.cache is not None and self.parts.fill_queue is not None:
+            fill = partial(fill_tracks, self.parts.gateways, self.parts.fill_queue)
+            supervise(nursery, "cache-fill", fill, critical=False)
+            supervise(nursery, "cache-scrub", partial(scrub, self.parts.cache), critical=False)
+        if self.config.poll_interval > 0:
+            supervise(nursery, "poll", lambda: self.rescans.poll(self.config.poll_interval), critical=False)
         interval = ping_interval()
         if interval is not None:
             supervise(
@@ -263,7 +239,7 @@ class Service:
                 lambda: run_watchdog(self.notifier, interval, self.health_problem),
                 critical=False,
             )
-        if self.options.rescan_at_start:
+        if self.parts.rescan_at_start:
             self.rescans.request("start")
 
     async def health_problem(self) -> str | None:
@@ -271,10 +247,10 @@ class Service:
         failed = [t.name for t in self.supervisor.failed() if t.critical]
         if failed:
             return f"critical task failed: {', '.join(failed)}"
-        with trio.move_on_after(self.options.read_timeout):
-            await trio.to_thread.run_sync(os.statvfs, self.options.mountpoint, abandon_on_cancel=True)
+        with trio.move_on_after(self.config.read_timeout):
+            await trio.to_thread.run_sync(os.statvfs, self.parts.mountpoint, abandon_on_cancel=True)
             return None
-        return f"the mount did not answer a statfs within {self.options.read_timeout:g} s"
+        return f"the mount did not answer a statfs within {self.config.read_timeout:g} s"
 
     async def _serve_control(self) -> None:
         commands: dict[str, control.Command] = {
@@ -283,7 +259,7 @@ class Service:
             "shutdown": self._shutdown_command,
             "metrics": self._metrics_command,
         }
-        await control.serve(self.control_socket, commands)
+        await control.serve(self.parts.control_socket, commands)
 
     async def _check_resources(self) -> None:
         while True:
@@ -295,10 +271,11 @@ class Service:
 
     async def _cache_usage(self) -> dict[str, Any] | None:
         """The cache's figures, read in a worker thread (its database is on the cache disk)."""
-        if self.cache is None:
+        cache = self.parts.cache
+        if cache is None:
             return None
-        with trio.move_on_after(self.options.read_timeout):
-            usage = await trio.to_thread.run_sync(self.cache.usage, abandon_on_cancel=True)
+        with trio.move_on_after(self.config.read_timeout):
+            usage = await trio.to_thread.run_sync(cache.usage, abandon_on_cancel=True)
             return dataclasses.asdict(usage)
         return {"mode": "pass-through", "reason": "the cache did not answer"}
 
@@ -319,12 +296,12 @@ class Service:
         return {"pid": os.getpid()}
 
     async def _metrics_command(self, _request: Mapping[str, Any]) -> Mapping[str, Any]:
-        offline = self._offline_origins()
+        offline = self.parts.states.offline()
         origins = {
             os.fsdecode(g.origin.root): metrics.OriginCounters(
                 i not in offline, g.inline_reads, g.thread_reads, g.timeouts
             )
-            for i, g in self.gateways.items()
+            for i, g in self.parts.gateways.items()
         }
         text = metrics.render(
             STATS,
@@ -336,54 +313,28 @@ class Service:
         )
         return {"text": text}
 
-    def _offline_origins(self) -> dict[int, str]:
-        """Origins the health checks or the last scan found unreachable, with why."""
-        offline = dict(self.library.unavailable)
-        offline.update({i: why for i, why in self.health.states().items() if why is not None})
-        return offline
-
     def mount_state(self) -> str:
         """starting, ready, degraded (an origin offline or slow, a task failed), offline, stopping."""
-        if self.state != "ready":
-            return self.state
-        offline = self._offline_origins()
-        if offline and len(offline) == len(self.library.origins):
-            return "offline"
-        cache_down = self.cache is not None and self.cache.mode != "ok"
-        degraded = offline or self.health.degraded or self.supervisor.failed() or cache_down
-        return "degraded" if degraded else "ready"
-
-    def _origin_state(self, origin_id: int, offline: Mapping[int, str]) -> dict[str, str | None]:
-        if origin_id in offline:
-            return {"state": "offline", "why": offline[origin_id]}
-        if origin_id in self.health.degraded:
-            return {"state": "degraded", "why": self.health.degraded[origin_id]}
-        return {"state": "ok", "why": None}
+        return status_view.mount_state(self._view())
 
     def status(self, cache_usage: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything `musicfs status` shows."""
-        usage = resources.measure()
-        offline = self._offline_origins()
-        return {
-            "pid": os.getpid(),
-            "mountpoint": str(self.options.mountpoint),
-            "state": self.mount_state(),
-            "tracks": self.library.tree.track_count,
-            "origins": [
-                {"path": os.fsdecode(o.root), **self._origin_state(o.origin_id, offline)}
-                for o in self.library.origins
-            ],
-            "tasks": [t.as_dict() for t in self.supervisor.tasks.values()],
-            "rescans": {"completed": self.rescans.completed, "failed": self.rescans.failed},
-            "requests": sum(STATS.requests.values()),
-            "request_errors": dict(STATS.failures),
-            "reads_in_flight": self.operations.reads_in_flight,
-            "open_fds": usage.open_fds,
-            "rss_bytes": usage.rss_bytes,
-            "fault_point_hits": dict(faults.hits),
-            "cache": cache_usage,
-            "recent_problems": list(self.recent.records),
-        }
+        return status_view.status(self._view(), cache_usage, self.recent.records)
+
+    def _view(self) -> status_view.StatusInputs:
+        return status_view.StatusInputs(
+            pid=os.getpid(),
+            mountpoint=self.parts.mountpoint,
+            lifecycle=self.lifecycle.state,
+            origins=[(o.origin_id, o.root) for o in self.library.origins],
+            states=self.parts.states,
+            tree=self.library.tree,
+            tasks=list(self.supervisor.tasks.values()),
+            failed_tasks=bool(self.supervisor.failed()),
+            cache_mode=None if self.parts.cache is None else self.parts.cache.mode,
+            rescans=(self.rescans.completed, self.rescans.failed),
+            reads_in_flight=self.operations.reads_in_flight,
+        )
 
     async def _handle_signals(self, nursery: trio.Nursery) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -393,9 +344,9 @@ class Service:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
-                    if not self._stopping:
+                    if not self.lifecycle.is_stopping:
                         self.rescans.request("SIGHUP")
-                elif not self._stopping:
+                elif self._shutdown_started is None and not self._loop_ended:
                     self.begin_shutdown(name)
                 else:
                     log.warning("%s again during shutdown: cutting the drain short", name)
@@ -403,17 +354,15 @@ class Service:
 
     def begin_shutdown(self, why: str) -> None:
         """Stop taking requests and give in-flight ones until the drain deadline (trio thread only)."""
-        if self._stopping:
+        if self._shutdown_started is not None or self._loop_ended:
             return
-        self._stopping = True
-        self.state = "stopping"
         self._shutdown_started = time.monotonic()
-        self.library.stopping.set()
+        self.lifecycle.request_stop()
         log.info("shutting down (%s): %d reads in flight", why, self.operations.reads_in_flight)
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({why})")
         pyfuse3.terminate()
         assert self._nursery is not None
-        self._nursery.start_soon(self._cut_drain_after, self.options.drain_timeout)
+        self._nursery.start_soon(self._cut_drain_after, self.config.drain_timeout)
 
     async def _cut_drain_after(self, seconds: float) -> None:
         await trio.sleep(seconds)
@@ -425,11 +374,6 @@ class Service:
             return
         self._reads_cut = self.operations.reads_in_flight
         self._nursery.cancel_scope.cancel()
-
-
-def _invalidate_after_publish(old: Tree, new: Tree) -> None:
-    if len(old) > 1:  # nothing of an empty tree can be in the kernel's caches
-        invalidate_kernel_cache(old, new)
 
 
 def _raise_read_ahead(device: int) -> None:

@@ -18,8 +18,9 @@ file whose version matches the tree go through aligned chunks: a cached chunk is
 cache, a missing one is read from the origin and stored; a file whose origin is offline or hung is
 opened from the cache alone, and its uncached parts give EIO at once. A file that changed since the
 last scan (fstat at open differs) never gets cached bytes.
-While the health checks (`musicfs.daemon.health`) say the origin is offline, opens and uncached
-reads fail at once with `OriginUnavailable` (EIO) instead of each waiting for its deadline.
+While `OriginStates` says the origin is offline (the start-up, a scan or the health checks found it
+so), opens and uncached reads fail at once with `OriginUnavailable` (EIO) instead of each waiting
+for its deadline.
 Concurrency: all methods are called from the trio thread. Worker threads only run `LocalOrigin`
 system calls. A thread abandoned at its deadline keeps its limiter slots (origin and file) until the
 system call returns, so a dead NAS cannot exhaust the process's threads, nor one file its origin's.
@@ -40,6 +41,7 @@ from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout, Orig
 from musicfs.core.ports import ChunkCache
 from musicfs.core.types import VersionKey
 from musicfs.origins.local import LocalOrigin
+from musicfs.origins.states import OriginStates
 
 T = TypeVar("T")
 THREADS_PER_ORIGIN = 16
@@ -110,10 +112,20 @@ class OpenHandle:
 class OriginGateway:
     """Deadline-bound, loop-safe access to one origin's files, optionally through a chunk cache."""
 
-    def __init__(self, origin: LocalOrigin, timeout: float, cache: ChunkCache | None = None) -> None:
+    def __init__(
+        self,
+        origin: LocalOrigin,
+        timeout: float,
+        cache: ChunkCache | None = None,
+        *,
+        states: OriginStates | None = None,
+        fill_requests: trio.MemorySendChannel[VersionKey] | None = None,
+    ) -> None:
         self.origin = origin
         self.timeout = timeout
         self.cache = cache
+        self.states = states if states is not None else OriginStates()
+        self.fill_requests = fill_requests  # tracks read from the origin go here to be cached whole
         self._limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
         self._cache_limiter = trio.CapacityLimiter(THREADS_PER_ORIGIN)
         self._file_slots: dict[bytes, _FileSlots] = {}
@@ -121,8 +133,6 @@ class OriginGateway:
         self.thread_reads = 0
         self.cache_reads = 0
         self.timeouts = 0
-        self.offline: str | None = None  # set by the health checks: why the origin is unreachable
-        self.fill_requests: trio.MemorySendChannel[VersionKey] | None = None  # set by the daemon
         self._fill_asked: set[VersionKey] = set()
         self._loading: dict[tuple[VersionKey, int], _Loading] = {}
 
@@ -175,9 +185,15 @@ class OriginGateway:
             self.cache.pin(handle.version)
         return handle
 
+    @property
+    def offline(self) -> str | None:
+        """Why the origin is offline (see `OriginStates`), or None."""
+        return self.states.offline_reason(self.origin.origin_id)
+
     def _fail_fast_if_offline(self) -> None:
-        if self.offline is not None:
-            raise OriginUnavailable(f"{self.origin!r} is offline: {self.offline}")
+        why = self.offline
+        if why is not None:
+            raise OriginUnavailable(f"{self.origin!r} is offline: {why}")
 
     async def read(self, handle: OpenHandle, size: int, offset: int) -> bytes | bytearray:
         if handle.version is not None:
