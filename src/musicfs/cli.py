@@ -58,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="unmount even if the daemon is killed (an empty folder instead of a dead mount)",
     )
-    mount.add_argument("--cache-dir", metavar="DIR", help="where origins with caching on keep what was read")
+    mount.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where origins with caching on keep what was read (default: $CACHE_DIRECTORY, else "
+        "$XDG_CACHE_HOME/musicfs or ~/.cache/musicfs)",
+    )
     mount.add_argument(
         "--read-timeout",
         type=float,
@@ -215,12 +220,12 @@ def _disk_full(exc: OSError | sqlite3.Error, state_dir: Path) -> bool:
 
 
 def _fsck(args: argparse.Namespace) -> int:
-    from musicfs.core.config import absolute, default_cache_dir, default_state_dir
+    from musicfs.core.config import folders
     from musicfs.daemon.fsck import fsck
 
-    values = read_config_file(args.config) if args.config else {}
-    state_dir = absolute(Path(args.state_dir or values.get("state_dir") or default_state_dir()))
-    cache_dir = absolute(Path(args.cache_dir or values.get("cache_dir") or default_cache_dir()))
+    values = dict(read_config_file(args.config) if args.config else {})
+    values.update({k: v for k, v in (("state_dir", args.state_dir), ("cache_dir", args.cache_dir)) if v})
+    state_dir, cache_dir = folders(values)
     with _full_disk_is_a_state_dir_error(state_dir):
         checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair)
     print("\n".join(checked.lines))

@@ -59,7 +59,7 @@ def test_failed_rescan_is_retried_after_backoff() -> None:
     library, rescans, supervisor = _run(failures=2, requests=3, until=lambda _l, r, _s: r.completed)
     assert library.calls == 3  # three requests coalesced into one, failed twice, then done
     assert (rescans.failed, rescans.completed) == (2, 1)
-    assert supervisor.tasks["rescans"].restarts == 2 and supervisor.healthy()
+    assert supervisor.tasks["rescans"].restarts == 2 and supervisor.critical_failures() == []
 
 
 @pytest.mark.failure_mode("2.6")
@@ -68,4 +68,4 @@ def test_rescan_crash_loop_ends_failed_and_unhealthy() -> None:
         failures=100, requests=1, until=lambda _l, _r, s: s.tasks["rescans"].state == "failed"
     )
     assert library.calls == 5
-    assert supervisor.tasks["rescans"].state == "failed" and not supervisor.healthy()
+    assert supervisor.tasks["rescans"].state == "failed" and supervisor.critical_failures() == ["rescans"]

@@ -31,7 +31,7 @@ def test_failing_task_is_restarted_with_backoff_then_runs() -> None:
             status = supervisor.tasks["flaky"]
             assert (status.state, status.restarts) == ("running", 3)
             assert status.last_error == "RuntimeError: attempt 3"
-            assert supervisor.healthy()
+            assert supervisor.critical_failures() == []
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -58,7 +58,7 @@ def test_crash_loop_marks_failed_and_unhealthy(caplog: pytest.LogCaptureFixture)
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert calls == 10
     assert supervisor.tasks["broken"].state == "failed"
-    assert not supervisor.healthy()
+    assert supervisor.critical_failures() == ["broken"]
     assert any("giving up" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
@@ -81,4 +81,4 @@ def test_optional_failure_keeps_health_and_clean_exit_is_not_a_failure() -> None
     assert supervisor.tasks["optional"].state == "failed"
     assert supervisor.tasks["oneshot"].state == "stopped"
     assert supervisor.tasks["oneshot"].last_error is None
-    assert supervisor.healthy()
+    assert supervisor.critical_failures() == []

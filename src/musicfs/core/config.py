@@ -2,8 +2,10 @@
 
 Owns: `Config` and `OriginConfig` (frozen dataclasses), reading the TOML file with `tomllib` (UTF-8
 only; a file that is not UTF-8, too deeply nested or holds a NUL in a string is a ConfigError), and the
-default locations of the state directory. It checks types and values; checks that touch the disk
-(does the origin exist, is the mountpoint a folder) live in `musicfs.daemon.preflight`.
+default locations of the state and cache directories (`folders`, the one place they are resolved).
+Every default is written once, on `Config`; `build_config` takes them from there. It checks types
+and values; checks that touch the disk (does the origin exist, is the mountpoint a folder) live in
+`musicfs.daemon.preflight`.
 Concurrency: values are immutable; loading does blocking file I/O and runs before the event loop.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,24 @@ from musicfs.core.errors import ConfigError
 
 DEFAULT_TEMPLATE = "{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def default_cache_dir() -> Path:
+    """`$CACHE_DIRECTORY` (set by systemd's CacheDirectory=), else `$XDG_CACHE_HOME/musicfs`."""
+    systemd_dir = os.environ.get("CACHE_DIRECTORY")
+    if systemd_dir:
+        return Path(systemd_dir.split(":")[0])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "musicfs"
+
+
+def default_state_dir() -> Path:
+    """`$STATE_DIRECTORY` (set by systemd's StateDirectory=), else `$XDG_STATE_HOME/musicfs`."""
+    systemd_dir = os.environ.get("STATE_DIRECTORY")
+    if systemd_dir:
+        return Path(systemd_dir.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "musicfs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +87,7 @@ class Config:
     poll_interval: float = 300.0
     health_interval: float = 10.0
     origin_wait: float = 30.0
-    cache_dir: Path = Path("/var/cache/musicfs")
+    cache_dir: Path = field(default_factory=default_cache_dir)
     cache_max_mb: int = 4096
     cache_retry: float = 30.0
     log_level: str = "INFO"
@@ -94,22 +114,24 @@ _TOP_KEYS = {
 _ORIGIN_KEYS = {"path": str, "priority": int, "cache": bool}
 
 
-def default_cache_dir() -> Path:
-    """`$CACHE_DIRECTORY` (set by systemd's CacheDirectory=), else `$XDG_CACHE_HOME/musicfs`."""
-    systemd_dir = os.environ.get("CACHE_DIRECTORY")
-    if systemd_dir:
-        return Path(systemd_dir.split(":")[0])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "musicfs"
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+_SECONDS = (
+    "read_timeout",
+    "attr_timeout",
+    "drain_timeout",
+    "poll_interval",
+    "health_interval",
+    "origin_wait",
+    "cache_retry",
+)
 
 
-def default_state_dir() -> Path:
-    """`$STATE_DIRECTORY` (set by systemd's StateDirectory=), else `$XDG_STATE_HOME/musicfs`."""
-    systemd_dir = os.environ.get("STATE_DIRECTORY")
-    if systemd_dir:
-        return Path(systemd_dir.split(":")[0])
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "musicfs"
+def folders(values: Mapping[str, Any]) -> tuple[Path, Path]:
+    """The state and cache directories that config values (file and command line merged) name, or
+    their defaults; absolute."""
+    state_dir = absolute(Path(values.get("state_dir") or default_state_dir()))
+    cache_dir = absolute(Path(values.get("cache_dir") or default_cache_dir()))
+    return state_dir, cache_dir
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -185,31 +207,23 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
     origins = _origins(merged.get("origin", []))
     if not origins:
         raise ConfigError("no origin given: pass --origin PATH or add an [[origin]] table to the config")
-    level = str(merged.get("log_level", "INFO")).upper()
+    level = str(merged.get("log_level", _DEFAULTS["log_level"])).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
-    defaults = {
-        "read_timeout": 10.0,
-        "attr_timeout": 300.0,
-        "drain_timeout": 5.0,
-        "poll_interval": 300.0,
-        "health_interval": 10.0,
-        "origin_wait": 30.0,
-        "cache_retry": 30.0,
-    }
-    timeouts = {key: float(merged.get(key, default)) for key, default in defaults.items()}
+    timeouts = {key: float(merged.get(key, _DEFAULTS[key])) for key in _SECONDS}
     for key, value in timeouts.items():
         lowest = 0.0 if key in ("poll_interval", "origin_wait") else 0.001
         if not lowest <= value <= 86400:
             raise ConfigError(f"{key} must be between {lowest:g} and 86400 seconds, not {value:g}")
     mountpoint = merged.get("mountpoint")
+    state_dir, cache_dir = folders(merged)
     return Config(
         origins=origins,
-        state_dir=absolute(Path(merged.get("state_dir") or default_state_dir())),
-        template=str(merged.get("template", DEFAULT_TEMPLATE)),
+        state_dir=state_dir,
+        template=str(merged.get("template", _DEFAULTS["template"])),
         mountpoint=absolute(Path(mountpoint)) if mountpoint else None,
-        allow_other=bool(merged.get("allow_other", False)),
-        auto_unmount=bool(merged.get("auto_unmount", False)),
+        allow_other=bool(merged.get("allow_other", _DEFAULTS["allow_other"])),
+        auto_unmount=bool(merged.get("auto_unmount", _DEFAULTS["auto_unmount"])),
         read_timeout=timeouts["read_timeout"],
         attr_timeout=timeouts["attr_timeout"],
         drain_timeout=timeouts["drain_timeout"],
@@ -217,8 +231,8 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
         health_interval=timeouts["health_interval"],
         origin_wait=timeouts["origin_wait"],
         cache_retry=timeouts["cache_retry"],
-        cache_dir=absolute(Path(merged.get("cache_dir") or default_cache_dir())),
-        cache_max_mb=_positive(merged.get("cache_max_mb", 4096), "cache_max_mb"),
+        cache_dir=cache_dir,
+        cache_max_mb=_positive(merged.get("cache_max_mb", _DEFAULTS["cache_max_mb"]), "cache_max_mb"),
         log_level=level,
     )
 

@@ -8,10 +8,6 @@ Concurrency: every type here is immutable (frozen dataclasses) and safe to share
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NewType
-
-InodeNo = NewType("InodeNo", int)
-OriginId = NewType("OriginId", int)
 
 
 @dataclass(frozen=True, slots=True)

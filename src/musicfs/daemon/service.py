@@ -244,7 +244,7 @@ class Service:
 
     async def health_problem(self) -> str | None:
         """None when healthy; else what is wrong (for the watchdog)."""
-        failed = [t.name for t in self.supervisor.failed() if t.critical]
+        failed = self.supervisor.critical_failures()
         if failed:
             return f"critical task failed: {', '.join(failed)}"
         with trio.move_on_after(self.config.read_timeout):

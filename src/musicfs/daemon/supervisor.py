@@ -73,9 +73,9 @@ class Supervisor:
         self.tasks[name] = status
         nursery.start_soon(self._supervise, status, function, name=f"supervised:{name}")
 
-    def healthy(self) -> bool:
-        """False once a critical task has failed for good."""
-        return not any(t.critical and t.state == "failed" for t in self.tasks.values())
+    def critical_failures(self) -> list[str]:
+        """The names of the critical tasks that failed for good (the watchdog then stops pinging)."""
+        return [t.name for t in self.tasks.values() if t.critical and t.state == "failed"]
 
     def failed(self) -> list[TaskStatus]:
         return [t for t in self.tasks.values() if t.state == "failed"]

@@ -100,10 +100,6 @@ class Index:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
     def count_files(self, origin_id: int) -> int:
         with self._transaction() as db:
             return int(
