@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable
 
 from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
+from musicfs.core.kinds import AUDIO
 from musicfs.core.types import TagSet, TrackEntry
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
-from musicfs.origins.local import AUDIO, LocalOrigin
+from musicfs.origins.local import LocalOrigin
 from musicfs.origins.states import OriginStates
 from musicfs.tree.covers import cover_aliases
 from musicfs.tree.layout import layout

@@ -1,7 +1,6 @@
 """Reading an audio file's tags into a normalised `TagSet`, over mutagen.
 
-Owns: which file extensions count as audio (`AUDIO_EXTENSIONS`), which file names count as cover art
-(`COVER_NAMES`, `is_cover_name`), and `read_tags`, the one place that knows how each tag format
+Owns: `read_tags`, the one place that knows how each tag format
 (ID3, Vorbis comments, MP4 atoms, APEv2, ASF) names artist, album, track number and the rest.
 
 Concurrency: every function here is pure and thread-safe (no module state is written). `read_tags`
@@ -30,46 +29,8 @@ from mutagen.mp4 import MP4Tags
 from musicfs.core.errors import TagReadError
 from musicfs.core.types import TagSet
 
-__all__ = ["AUDIO_EXTENSIONS", "COVER_NAMES", "is_cover_name", "parse_number", "parse_year", "read_tags"]
+__all__ = ["parse_number", "parse_year", "read_tags"]
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        "flac",
-        "mp3",
-        "mp2",
-        "ogg",
-        "oga",
-        "opus",
-        "spx",
-        "m4a",
-        "m4b",
-        "mp4",
-        "aac",
-        "alac",
-        "wav",
-        "aif",
-        "aiff",
-        "aifc",
-        "wv",
-        "ape",
-        "mpc",
-        "mp+",
-        "tta",
-        "ofr",
-        "ofs",
-        "tak",
-        "wma",
-        "asf",
-        "dsf",
-        "dff",
-    }
-)
-"""Extensions (lower case, no dot) of files the scanner hands to `read_tags`."""
-
-_COVER_STEMS = ("cover", "folder", "front", "album", "albumart")
-_COVER_EXTS = ("jpg", "jpeg", "png")
-COVER_NAMES: frozenset[str] = frozenset(f"{stem}.{ext}" for stem in _COVER_STEMS for ext in _COVER_EXTS)
-"""Lower-case names of the cover image files that players look for beside an album's tracks."""
 
 # TagSet field -> the flattened keys (lower case) that may hold it, best first.
 _ALBUMARTIST_KEYS = ("albumartist", "album artist", "album_artist", "tpe2", "aart", "wm/albumartist")
@@ -91,18 +52,6 @@ _NUMBER_RE = re.compile(r"\s*0*(\d{1,6})\s*(?:/\s*(?:0*(\d{1,6}))?\s*)?")
 # A year 1000-2999 not glued to other digits, except a compact date such as "20010503".
 _YEAR_RE = re.compile(r"(?<!\d)([12]\d{3})(?:(?!\d)|(?=\d{4}(?!\d)))")
 _TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on"})
-
-
-def is_cover_name(name: str) -> bool:
-    """Tell whether a file name is one of the cover image names players look for.
-
-    Args:
-        name: a bare file name such as ``"Folder.JPG"`` (no directory part).
-
-    Returns:
-        True when the name, ignoring case, is in `COVER_NAMES`.
-    """
-    return name.lower() in COVER_NAMES
 
 
 def read_tags(path: str | bytes | BinaryIO) -> TagSet:

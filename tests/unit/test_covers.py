@@ -6,8 +6,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from musicfs.core.kinds import AUDIO, COVER
 from musicfs.core.types import ViewFile
-from musicfs.origins.local import AUDIO, COVER
 from musicfs.tree.covers import ALIAS_BASE, cover_aliases
 
 

@@ -13,9 +13,10 @@ import mutagen
 import pytest
 
 from musicfs import demo
+from musicfs.core.kinds import AUDIO_EXTENSIONS, is_cover_name
 from musicfs.core.types import TagSet
 from musicfs.demo import DemoLibrary, generate_bulk, generate_library
-from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name, read_tags
+from musicfs.tags import read_tags
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
 """The layering of ARCHITECTURE.md, enforced: a module imports only from layers below its own (or its
-own package), `tree` and `fs` stay free of what they must not know, and `musicfs` never imports
-`chaos`. Read from the source with `ast`, so nothing is imported to check it."""
+own package), `tree`, `fs` and `core` stay free of what they must not know, also through what they
+import (the rules follow imports transitively: `fs` must not load mutagen by way of the origins),
+and `musicfs` never imports `chaos`. Read from the source with `ast`, so nothing is imported to
+check it."""
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "musicfs"
@@ -32,13 +35,55 @@ FORBIDDEN = {
 }
 
 
+def _module(path: Path) -> str:
+    parts = ("musicfs", *path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module(path): path for path in SRC.rglob("*.py")}
+
+
+def _reached(start: str, modules: dict[str, Path]) -> set[str]:
+    """Every name imported by `start` and, for musicfs modules, by what they import, and so on."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        path = modules.get(name)
+        if path is None:
+            continue
+        for imported in _imports(path):
+            # `from musicfs.x import y` may name a module y, or a name in x: follow both if they exist
+            candidates = [imported] + [f"{imported}.{a}" for a in _from_names(path, imported)]
+            for candidate in candidates:
+                if candidate not in seen:
+                    seen.add(candidate)
+                    todo.append(candidate)
+    return seen
+
+
+def _from_names(path: Path, module: str) -> list[str]:
+    return [
+        alias.name
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.ImportFrom) and node.module == module and node.level == 0
+        for alias in node.names
+    ]
+
+
 def _unit(path: Path) -> str:
     return path.relative_to(SRC).parts[0].removesuffix(".py")
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
 def _imports(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -67,5 +112,29 @@ def _violations() -> list[str]:
     return problems
 
 
+def _transitive_violations() -> list[str]:
+    modules = _modules()
+    problems = []
+    for name, path in sorted(modules.items()):
+        unit = _unit(path)
+        for reached in sorted(_reached(name, modules)):
+            for bad in FORBIDDEN.get(unit, ()):
+                if reached == bad or reached.startswith(bad + "."):
+                    problems.append(f"{name} ({unit}) reaches {reached} through its imports")
+    return problems
+
+
 def test_imports_follow_the_layers() -> None:
     assert _violations() == []
+
+
+def test_what_a_layer_must_not_know_it_does_not_reach_through_other_modules() -> None:
+    assert _transitive_violations() == []
+
+
+def test_the_transitive_check_sees_an_indirect_import() -> None:
+    """The control: `fs.operations` reaches `trio` only through the gateway it imports."""
+    modules = _modules()
+    reached = _reached("musicfs.fs.operations", modules)
+    assert "musicfs.origins.gateway" in reached and "trio" in reached
+    assert "musicfs.origins.local" in reached

@@ -18,14 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicfs.core.errors import TagReadError
+from musicfs.core.kinds import AUDIO_EXTENSIONS, COVER_NAMES, is_cover_name
 from musicfs.core.types import TagSet
 from musicfs.demo import DemoLibrary, DemoTrack, generate_library
 from musicfs.tags import (
-    AUDIO_EXTENSIONS,
-    COVER_NAMES,
     _flatten,
     _tagset,
-    is_cover_name,
     parse_number,
     parse_year,
     read_tags,

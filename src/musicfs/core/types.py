@@ -67,7 +67,7 @@ class VersionKey:
 @dataclass(frozen=True, slots=True)
 class ViewFile:
     """A shown file: its inode, where it is shown, where its bytes are and which kind of file it is
-    (`musicfs.origins.local.AUDIO` or `COVER`)."""
+    (`musicfs.core.kinds.AUDIO` or `COVER`)."""
 
     inode: int
     viewpath: bytes

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from musicfs.core.errors import OriginError, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
+from musicfs.core.kinds import AUDIO
 from musicfs.core.types import TagSet
 from musicfs.index.store import FileVersion, Index, NewFile
-from musicfs.origins.local import AUDIO, FoundFile, LocalOrigin, WalkProblems
+from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
 from musicfs.tags import read_tags
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
-from musicfs.tags import AUDIO_EXTENSIONS, is_cover_name
+from musicfs.core.kinds import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,6 @@ DOES_NOT_ANSWER = "does not answer"
 PROBE_TIMEOUT = 10.0  # how long a listing of the root may take before the origin counts as hung
 STOP_POLL = 0.1  # how often a wait for that listing looks at its stop event
 EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not mounted?)"
-AUDIO = "audio"
-COVER = "cover"
-_AUDIO_SUFFIXES = tuple(f".{ext}".encode() for ext in AUDIO_EXTENSIONS)
 _PROC_FD = b"/proc/self/fd/%d"
 _OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
 
@@ -249,7 +246,7 @@ class LocalOrigin:
                     continue
                 pending.append(relpath)
                 continue
-            kind = _kind_of(entry.name)
+            kind = kind_of(entry.name)
             if kind is None:
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -393,15 +390,6 @@ def _private(found: os.stat_result | int) -> str:
         f"other users may not read it (mode {stat.S_IMODE(mode):04o}) and the mount is shared "
         "with them (allow_other)"
     )
-
-
-def _kind_of(name: bytes) -> str | None:
-    lower = name.lower()
-    if lower.endswith(_AUDIO_SUFFIXES):
-        return AUDIO
-    if is_cover_name(os.fsdecode(name)):
-        return COVER
-    return None
 
 
 def _show(root: bytes, relpath: bytes = b"") -> str:
