@@ -3,7 +3,8 @@
 Owns: the comparison of a walk with the stored versions, tag reading in a small thread pool, and the
 rule that protects users' libraries: an origin that cannot be listed, or that is suddenly empty while
 the index knows files in it (an unmounted NAS looks exactly like that), is reported unavailable and
-nothing of it is removed.
+nothing of it is removed; likewise, known files below a folder the walk could not list or stat (a
+dead share mounted inside the origin) are kept, not taken for deleted.
 
 Changes are committed in batches, so a scan that is killed keeps what it had committed and the next
 scan only reads what is still missing. Removals are applied only after a complete walk.
@@ -49,6 +50,7 @@ class ScanReport:
     bad_tags: int = 0
     unreadable: int = 0
     refused: int = 0
+    out_of_reach: int = 0  # known files not seen because their folder could not be looked into: kept
     unavailable: str | None = None
     seconds: float = 0.0
 
@@ -60,6 +62,8 @@ class ScanReport:
         if self.unavailable:
             return f"{self.origin}: unavailable ({self.unavailable}); known files kept"
         refused = f", {self.refused} refused" if self.refused else ""
+        if self.out_of_reach:
+            refused += f", {self.out_of_reach} known files out of reach kept"
         return (
             f"{self.origin}: {self.found} files, {self.added} new, {self.changed} changed, "
             f"{self.moved} moved, {self.removed} removed, {self.bad_tags} with unreadable tags, "
@@ -107,7 +111,8 @@ def scan_origin(
         return report
     report.unreadable = problems.unreadable
     report.refused = problems.refused
-    gone = [stored[relpath] for relpath in unseen]
+    gone = [stored[relpath] for relpath in unseen if problems.reaches(relpath)]
+    report.out_of_reach = len(unseen) - len(gone)
     moved_from = {(e.version.dev, e.version.ino, e.version.size): e.inode for e in gone}
     moved_inodes: set[int] = set()
     done = report.found - len(todo)

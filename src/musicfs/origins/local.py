@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
@@ -72,6 +72,13 @@ class WalkProblems:
     unreadable: int = 0
     loops: int = 0
     refused: int = 0  # symlinks leading out, files others may not read, FIFOs and other non-files
+    # Paths that could not be listed or stat'ed: what the index knows at or below them is not gone,
+    # only out of reach for now (a dead share mounted inside the origin, a permissions hiccup).
+    unreachable: list[bytes] = field(default_factory=list)
+
+    def reaches(self, relpath: bytes) -> bool:
+        """False when `relpath` is at or below a path this walk could not look into."""
+        return not any(not p or relpath == p or relpath.startswith(p + b"/") for p in self.unreachable)
 
 
 class ProblemLog:
@@ -207,6 +214,7 @@ class LocalOrigin:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as exc:
             problems.unreadable += 1
+            problems.unreachable.append(reldir)
             warn("list", reldir, "cannot list %s: %s", _show(self.root, reldir), exc.strerror)
             return
         for entry in entries:
@@ -217,6 +225,8 @@ class LocalOrigin:
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 problems.unreadable += 1
+                if exc.errno != errno.ENOENT:  # a broken symlink is gone; anything else is out of reach
+                    problems.unreachable.append(relpath)
                 warn("stat", relpath, "cannot stat %s: %s", _show(self.root, relpath), exc.strerror)
                 continue
             if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real):
