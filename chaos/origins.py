@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from musicfs.core.faults import fault_point
-from musicfs.origins.local import PROBE_TIMEOUT, FoundFile, LocalOrigin, WalkProblems
+from musicfs.origins.base import FoundFile, Origin, WalkProblems
+from musicfs.origins.local import PROBE_TIMEOUT, LocalOrigin
 
 ACTIONS = ("hang", "eio", "enoent", "latency", "short", "vanish")
 
@@ -152,10 +153,11 @@ class FaultyOrigin(LocalOrigin):
         super().close(fd)
 
 
-def origin_wrapper(faults: Sequence[OriginFault], seed: int = 0) -> Callable[[LocalOrigin], LocalOrigin]:
-    """A `wrap_origin` for the composition root that adds `faults` to every origin."""
+def origin_wrapper(faults: Sequence[OriginFault], seed: int = 0) -> Callable[[Origin], Origin]:
+    """A `wrap_origin` for the composition root that adds `faults` to every (local) origin."""
 
-    def wrap(origin: LocalOrigin) -> FaultyOrigin:
+    def wrap(origin: Origin) -> Origin:
+        assert isinstance(origin, LocalOrigin), "faulty origins wrap local folders only"
         return FaultyOrigin.around(origin, faults, seed)
 
     return wrap

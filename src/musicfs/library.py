@@ -28,6 +28,7 @@ from musicfs.core.types import TagSet, TrackEntry
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
+from musicfs.origins.base import Origin
 from musicfs.origins.local import LocalOrigin
 from musicfs.origins.states import OriginStates
 from musicfs.tree.covers import cover_aliases
@@ -40,10 +41,10 @@ log = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 3  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
-OriginWrapper = Callable[[LocalOrigin], LocalOrigin]
+OriginWrapper = Callable[[Origin], Origin]
 
 
-def _as_built(origin: LocalOrigin) -> LocalOrigin:
+def _as_built(origin: Origin) -> Origin:
     return origin
 
 

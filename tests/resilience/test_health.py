@@ -12,8 +12,9 @@ import trio
 
 from chaos.origins import FaultyOrigin, OriginFault
 from musicfs.daemon.health import OriginHealth
+from musicfs.origins.base import EMPTY_BUT_KNOWN
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.local import EMPTY_BUT_KNOWN, LocalOrigin
+from musicfs.origins.local import LocalOrigin
 from musicfs.origins.states import OriginStates
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from musicfs.origins.local import DOES_NOT_ANSWER, LocalOrigin
+from musicfs.origins.base import DOES_NOT_ANSWER
+from musicfs.origins.local import LocalOrigin
 
 
 class GatedOrigin(LocalOrigin):

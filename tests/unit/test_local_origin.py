@@ -20,7 +20,8 @@ import pytest
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
 from musicfs.index.scanner import scan_origin
 from musicfs.index.store import Index
-from musicfs.origins.local import LocalOrigin, WalkProblems
+from musicfs.origins.base import WalkProblems
+from musicfs.origins.local import LocalOrigin
 from musicfs.tags import read_tags
 
 T = TypeVar("T")

@@ -59,8 +59,8 @@ from musicfs.index.scanner import ScanCancelled, ScanReport
 from musicfs.index.schema import INDEX_NAME
 from musicfs.index.store import Index
 from musicfs.library import Library, OriginWrapper
+from musicfs.origins.base import DOES_NOT_ANSWER, Origin
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.local import DOES_NOT_ANSWER, LocalOrigin
 from musicfs.origins.states import OriginStates
 from musicfs.sqlite import set_aside
 from musicfs.tree.snapshot import Tree
@@ -81,7 +81,7 @@ class StepLog:
     level: int = logging.DEBUG
 
 
-def as_built(origin: LocalOrigin) -> LocalOrigin:
+def as_built(origin: Origin) -> Origin:
     """Origins as they are (what every command but the chaos launcher's uses)."""
     return origin
 
@@ -338,7 +338,7 @@ def _hung(reason: str | None) -> bool:
     return reason is not None and DOES_NOT_ANSWER in reason
 
 
-def _unavailable(library: Library, origin: LocalOrigin) -> str | None:
+def _unavailable(library: Library, origin: Origin) -> str | None:
     knows_files = library.index.count_files(origin.origin_id) > 0
     return origin.unavailable_reason(knows_files=knows_files, timeout=WAIT_LOOK_EVERY)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import trio
 
-from musicfs.origins.local import LocalOrigin
+from musicfs.origins.base import Origin
 from musicfs.origins.watch import InotifyWatcher, needs_polling
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,7 @@ ROOT_CHECK_EVERY = 1.0
 Identity = tuple[int, int]
 
 
-async def watch_origin(
-    origin: LocalOrigin, request_rescan: Callable[[str], object], retry_every: float
-) -> None:
+async def watch_origin(origin: Origin, request_rescan: Callable[[str], object], retry_every: float) -> None:
     """Request a rescan whenever `origin` changes; returns when the origin needs polling instead."""
     name = os.fsdecode(origin.root)
     polled = True  # an origin that does not answer (7.4) is left to the polling and the health checks

@@ -27,7 +27,7 @@ from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
 from musicfs.core.types import TagSet
 from musicfs.index.store import FileVersion, Index, NewFile
-from musicfs.origins.local import FoundFile, LocalOrigin, WalkProblems
+from musicfs.origins.base import FoundFile, Origin, WalkProblems
 from musicfs.tags import read_tags
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ScanCancelled(Exception):
 
 
 def scan_origin(
-    index: Index, origin: LocalOrigin, progress: Progress | None = None, stop: threading.Event | None = None
+    index: Index, origin: Origin, progress: Progress | None = None, stop: threading.Event | None = None
 ) -> ScanReport:
     """Scan one origin and apply what changed to the index; see the module docstring for the rules.
 
@@ -157,7 +157,7 @@ def _move_key(new: NewFile) -> tuple[int, int, int]:
 
 
 def _read_tags(
-    origin: LocalOrigin, files: list[FoundFile]
+    origin: Origin, files: list[FoundFile]
 ) -> Iterable[tuple[FoundFile, TagSet | Exception | None]]:
     """Pair each file with its tags (audio), the error reading them, or None (covers).
 
@@ -181,7 +181,7 @@ def _read_tags(
 
 
 def _with_tags(
-    origin: LocalOrigin, pair: tuple[FoundFile, TagSet | Exception | None], report: ScanReport
+    origin: Origin, pair: tuple[FoundFile, TagSet | Exception | None], report: ScanReport
 ) -> NewFile:
     found, tags = pair
     if isinstance(tags, Exception):

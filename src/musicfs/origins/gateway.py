@@ -21,8 +21,8 @@ last scan (fstat at open differs) never gets cached bytes.
 While `OriginStates` says the origin is offline (the start-up, a scan or the health checks found it
 so), opens and uncached reads fail at once with `OriginUnavailable` (EIO) instead of each waiting
 for its deadline.
-Concurrency: all methods are called from the trio thread. Worker threads only run `LocalOrigin`
-system calls. A thread abandoned at its deadline keeps its limiter slots (origin and file) until the
+Concurrency: all methods are called from the trio thread. Worker threads only run `Origin`
+calls. A thread abandoned at its deadline keeps its limiter slots (origin and file) until the
 system call returns, so a dead NAS cannot exhaust the process's threads, nor one file its origin's.
 """
 
@@ -40,7 +40,7 @@ import trio
 from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout, OriginUnavailable
 from musicfs.core.ports import ChunkCache
 from musicfs.core.types import VersionKey
-from musicfs.origins.local import LocalOrigin
+from musicfs.origins.base import Origin
 from musicfs.origins.states import OriginStates
 
 T = TypeVar("T")
@@ -114,7 +114,7 @@ class OriginGateway:
 
     def __init__(
         self,
-        origin: LocalOrigin,
+        origin: Origin,
         timeout: float,
         cache: ChunkCache | None = None,
         *,
@@ -148,11 +148,11 @@ class OriginGateway:
             raise
         if version is not None:
             try:
-                found = await self._in_thread(os.fstat, fd, relpath=relpath)
+                found = await self._in_thread(self.origin.version_of, fd, relpath=relpath)
             except OriginError:
                 await self._in_thread(self.origin.close, fd)
                 raise
-            if (found.st_size, found.st_mtime_ns, found.st_ctime_ns) != (
+            if found != (
                 version.size,
                 version.mtime_ns,
                 version.ctime_ns,

@@ -1,4 +1,5 @@
-"""A local (or network-mounted) folder as an origin: listing, stat and positional reads.
+"""A local (or network-mounted) folder as an origin (`musicfs.origins.base.Origin`): listing, stat and
+positional reads.
 
 Owns: walking an origin folder (bytes paths throughout, so names that are not UTF-8 survive), telling
 audio files and cover images apart, the plain system calls that read a file, and the rule of what
@@ -36,71 +37,18 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 
 from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
 from musicfs.core.kinds import kind_of
+from musicfs.origins.base import DOES_NOT_ANSWER, EMPTY_BUT_KNOWN, FoundFile, ProblemLog, WalkProblems
 
 log = logging.getLogger(__name__)
 
-DOES_NOT_ANSWER = "does not answer"
 PROBE_TIMEOUT = 10.0  # how long a listing of the root may take before the origin counts as hung
 STOP_POLL = 0.1  # how often a wait for that listing looks at its stop event
-EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not mounted?)"
 _PROC_FD = b"/proc/self/fd/%d"
 _OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
-
-
-@dataclass(frozen=True, slots=True)
-class FoundFile:
-    """A file found by a walk: where it is (relative, bytes) and what identifies its version."""
-
-    relpath: bytes
-    kind: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    dev: int
-    ino: int
-
-
-@dataclass(slots=True)
-class WalkProblems:
-    """What a walk had to pass over (each problem is logged once, see `ProblemLog`)."""
-
-    unreadable: int = 0
-    loops: int = 0
-    refused: int = 0  # symlinks leading out, files others may not read, FIFOs and other non-files
-    # Paths that could not be listed or stat'ed: what the index knows at or below them is not gone,
-    # only out of reach for now (a dead share mounted inside the origin, a permissions hiccup).
-    unreachable: list[bytes] = field(default_factory=list)
-
-    def reaches(self, relpath: bytes) -> bool:
-        """False when `relpath` is at or below a path this walk could not look into."""
-        return not any(not p or relpath == p or relpath.startswith(p + b"/") for p in self.unreachable)
-
-
-class ProblemLog:
-    """Walk problems, logged at WARNING the first time they are met and at DEBUG while they last.
-
-    A problem is forgotten once a complete walk no longer meets it, so it is logged again if it comes
-    back. Not thread-safe: only the (single) running walk uses it.
-    """
-
-    def __init__(self) -> None:
-        self._reported: set[tuple[str, bytes]] = set()
-        self._current: set[tuple[str, bytes]] = set()
-
-    def warn(self, kind: str, relpath: bytes, message: str, *args: object) -> None:
-        key = (kind, relpath)
-        self._current.add(key)
-        log.log(logging.DEBUG if key in self._reported else logging.WARNING, message, *args)
-
-    def walk_ended(self, complete: bool) -> None:
-        """A complete walk met every problem there is; an interrupted one keeps the old ones too."""
-        self._reported = self._current if complete else self._reported | self._current
-        self._current = set()
 
 
 class LocalOrigin:
@@ -322,6 +270,10 @@ class LocalOrigin:
             if folder == root_real:
                 break
             folder = os.path.dirname(folder)
+
+    def version_of(self, fd: int) -> tuple[int, int, int]:
+        found = os.fstat(fd)
+        return found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
     def read_nowait(self, fd: int, size: int, offset: int) -> bytearray | None:
         """Read only what the page cache already holds; None when that would mean waiting for a device.
