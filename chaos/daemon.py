@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,20 @@ from chaos.plan import FaultPlan, paused_hit, read_hits, release_file
 
 MUSICFS = str(Path(sys.executable).with_name("musicfs"))
 POLL_SECONDS = 0.01
+
+
+def threads_of(pid: int) -> str:
+    """One line per thread of `pid`: name, state and where in the kernel it waits (for a process that
+    does not exit: a thread in state D waits on a device or a FUSE request)."""
+    lines = []
+    with contextlib.suppress(OSError):
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda p: int(p.name)):
+            with contextlib.suppress(OSError):
+                name = (task / "comm").read_text().strip()
+                state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                wchan = (task / "wchan").read_text().strip() or "-"
+                lines.append(f"  {task.name} {name} state {state} wchan {wchan}")
+    return "\n".join(lines) or "  (none readable)"
 
 
 class DaemonError(AssertionError):
@@ -194,11 +209,22 @@ class DaemonProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise DaemonError(f"daemon still running after {timeout} s:\n{self.log()}") from None
+            raise DaemonError(
+                f"daemon still running after {timeout} s; its threads:\n{threads_of(self.pid)}\n{self.log()}"
+            ) from None
 
     def kill9(self) -> None:
         self.signal(signal.SIGKILL)
         self.wait_exit(10)
+
+    def _served_by_another(self) -> bool:
+        """Whether a live daemon other than ours serves the mountpoint (then its mount is left alone).
+        Asked in a thread with a deadline: a mount that does not answer is not a live one."""
+        answer: list[int | None] = []
+        asking = threading.Thread(target=lambda: answer.append(self.serving_pid()), daemon=True)
+        asking.start()
+        asking.join(2.0)
+        return bool(answer) and answer[0] is not None and answer[0] != self.pid
 
     def cleanup(self) -> None:
         """Kill the daemon (by PID, if still running) and lazily unmount; never raises."""
@@ -206,7 +232,7 @@ class DaemonProcess:
             self.process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(10)
-        if mount_at(self.mountpoint) is not None:
+        if mount_at(self.mountpoint) is not None and not self._served_by_another():
             subprocess.run(
                 ["fusermount3", "-u", "-z", "--", str(self.mountpoint)],
                 check=False,

@@ -19,14 +19,12 @@ counters under the pool's condition variable.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import random
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -39,6 +37,7 @@ from typing import Any
 
 import mutagen.flac
 
+from chaos.bindfs import Bindfs
 from chaos.daemon import DaemonError, DaemonProcess
 from chaos.mountinfo import mount_at
 from chaos.notify import FakeNotifySocket
@@ -241,22 +240,15 @@ class OpenTrap:
         self.mountpoint = origin / "chaos-trap"
         self.source.mkdir(exist_ok=True)
         _tagged_copy(origin, self.source / "held-open.flac", "Chaos Trap", "Frozen Folder", "Held Open")
-        self.mountpoint.mkdir(exist_ok=True)
-        self._bindfs = subprocess.Popen(
-            ["bindfs", "-f", str(self.source), str(self.mountpoint)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while mount_at(self.mountpoint) is None:
-            if time.monotonic() > deadline or self._bindfs.poll() is not None:
-                self.restore()
-                raise DaemonError(f"bindfs did not mount {self.mountpoint} (is bindfs installed?)")
-            time.sleep(0.01)
+        self._bindfs = Bindfs(self.source, self.mountpoint)
+        try:
+            self._bindfs.start()
+        except AssertionError as exc:
+            self.restore()
+            raise DaemonError(f"{exc} (is bindfs installed?)") from None
 
     def freeze(self) -> None:
-        os.kill(self._bindfs.pid, signal.SIGSTOP)
+        self._bindfs.freeze()
 
     def wait_stuck(self, pid: int, timeout: float) -> bool:
         """Wait until a thread of process `pid` is blocked on the frozen filesystem."""
@@ -269,18 +261,7 @@ class OpenTrap:
 
     def restore(self) -> None:
         """Thaw bindfs, unmount it and stop it (by its PID); never raises."""
-        if self._bindfs.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._bindfs.pid, signal.SIGCONT)
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], capture_output=True, timeout=10)
-        if self._bindfs.poll() is None:
-            self._bindfs.terminate()
-            try:
-                self._bindfs.wait(5)
-            except subprocess.TimeoutExpired:
-                self._bindfs.kill()
-                self._bindfs.wait()
+        self._bindfs.cleanup()
 
 
 def _wchans(pid: int) -> list[str]:

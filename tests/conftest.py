@@ -1,4 +1,5 @@
-"""Shared fixtures: a real demo library (generated once per session) and private copies of it."""
+"""Shared fixtures: a real demo library (generated once per session) and private copies of it; the
+log check of `tests/checklogs.py` applies to every test."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from hypothesis import settings
 
 from musicfs.demo import DemoLibrary, generate_library
+from tests.checklogs import _no_unexpected_logs
+
+__all__ = ["_no_unexpected_logs"]
 
 # CI runs the same examples every time (a red build must be reproducible); developers explore.
 settings.register_profile("ci", derandomize=True, database=None)

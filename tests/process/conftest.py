@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from chaos.bindfs import Bindfs
 from chaos.daemon import MUSICFS, DaemonProcess
 from chaos.plan import FaultPlan
-from tests.process.bindfs import Bindfs
+from tests.checklogs import check_daemon_logs
 
 Spawn = Callable[..., DaemonProcess]
 MountBindfs = Callable[[Path, Path], Bindfs]
@@ -31,8 +32,9 @@ def _fuse_is_available() -> None:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    """Start `musicfs mount` processes; every one is killed by PID and lazily unmounted afterwards."""
+def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Spawn]:
+    """Start `musicfs mount` processes; every one is killed by PID and lazily unmounted afterwards,
+    and the test fails if one logged a warning or error it did not allow (`tests/checklogs.py`)."""
     started: list[DaemonProcess] = []
 
     def start(
@@ -63,8 +65,11 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         return daemon
 
     yield start
-    for daemon in started:
+    # The newest first: an older daemon's cleanup must not unmount a newer one's live mount at the
+    # same mountpoint (that daemon would log, rightly, that its mount was removed from outside).
+    for daemon in reversed(started):
         daemon.cleanup()
+    check_daemon_logs(request.node, [daemon.log_path for daemon in started])
 
 
 def assert_clean_log(daemon: DaemonProcess) -> None:

@@ -45,6 +45,7 @@ def _read_uncached_by_the_kernel(path: Path) -> bytes:
         os.close(fd)
 
 
+@pytest.mark.allow_log(r"is offline")
 @pytest.mark.failure_mode("4.2.3")
 def test_a_track_played_once_plays_again_with_the_origin_gone(
     library_copy: Path, spawn: Spawn, tmp_path: Path
@@ -89,6 +90,7 @@ def _cached_config(tmp_path: Path, origin: Path, cache_dir: Path) -> Path:
     return config
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
 @pytest.mark.failure_mode("3.5")
 def test_a_flipped_bit_in_the_cache_is_never_served(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
@@ -111,6 +113,7 @@ def test_a_flipped_bit_in_the_cache_is_never_served(library_copy: Path, spawn: S
     assert _cache(second.mountpoint)["quarantined"] >= 1
 
 
+@pytest.mark.allow_log(r"cannot read tags of .*big \d+\.flac")
 @pytest.mark.failure_mode("2.8")
 def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> None:
     origin = tmp_path / "origin"
@@ -135,6 +138,9 @@ def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> N
         subprocess.run(["umount", "-l", str(cache_dir)], check=False, timeout=30)
 
 
+@pytest.mark.allow_log(
+    r"the last run did not stop cleanly", r"cleaning a stale fuse.musicfs mount", r"is offline"
+)
 @pytest.mark.failure_mode("3.5")
 def test_kill9_between_write_and_rename_leaves_a_consistent_cache(
     library_copy: Path, spawn: Spawn, tmp_path: Path
@@ -168,6 +174,9 @@ def _quietly_read(path: Path) -> None:
         path.read_bytes()
 
 
+@pytest.mark.allow_log(
+    r"content cache in .* disabled, reading origins directly: ENOENT", r"content cache in .* works again"
+)
 @pytest.mark.failure_mode("6.2")
 def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     library_copy: Path, spawn: Spawn, tmp_path: Path
@@ -194,6 +203,7 @@ def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     assert status_of(daemon.mountpoint)["state"] == "ready"
 
 
+@pytest.mark.allow_log(r"cannot read tags of .*live set\.flac", r"is offline")
 def test_a_track_read_in_part_is_cached_whole_in_the_background(
     library_copy: Path, spawn: Spawn, tmp_path: Path
 ) -> None:

@@ -20,6 +20,11 @@ ORIGIN_WAIT = 1.0
 READY_WITHIN = 20.0  # preflight deadline + origin_wait + the cache's filesystem-type probe + mounting
 
 
+@pytest.mark.allow_log(
+    r"does not answer; waiting up to",
+    r"did not answer within .* serving it offline",
+    r"open failed: .* is offline: .* does not answer",
+)
 @pytest.mark.failure_mode("7.4")
 def test_origin_frozen_before_start_is_served_offline_while_the_other_serves(
     tmp_path: Path, spawn: Spawn, bindfs: MountBindfs

@@ -39,6 +39,7 @@ def _stuck_in_fifo_open(pid: int) -> int:
     return stuck
 
 
+@pytest.mark.allow_log(r"not a regular file \(a FIFO\)")
 @pytest.mark.failure_mode("7.2")
 def test_a_fifo_in_place_of_a_track_never_blocks_and_the_origin_keeps_serving(
     demo_library: DemoLibrary, tmp_path: Path, spawn: Spawn
@@ -159,6 +160,11 @@ def _chown(path: Path, user: str) -> None:
     shutil.chown(path, user, user)
 
 
+@pytest.mark.allow_log(
+    r"other users may not read it",
+    r"a symlink leading outside the origin",
+    r"leads outside its origin; not served",
+)
 @pytest.mark.failure_mode("7.2")
 def test_other_users_never_read_what_the_origin_does_not_offer_them(
     two_users: tuple[str, str], open_dir: Path, demo_library: DemoLibrary, spawn: Spawn

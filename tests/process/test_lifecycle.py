@@ -34,6 +34,7 @@ def _wait(condition: object, timeout: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@pytest.mark.allow_log(r"the last run did not stop cleanly", r"cleaning a stale fuse.musicfs mount")
 @pytest.mark.failure_mode("2.7")
 def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(
     demo_library: DemoLibrary, spawn: Spawn
@@ -58,11 +59,15 @@ def test_kill9_leaves_a_dead_mount_that_the_next_start_cleans(
     assert_clean_log(second)
 
 
+@pytest.mark.allow_log(r"the last run did not stop cleanly")
 @pytest.mark.failure_mode("2.7")
 def test_auto_unmount_leaves_an_empty_folder_after_kill9(demo_library: DemoLibrary, spawn: Spawn) -> None:
     first = spawn([demo_library.root], args=["--auto-unmount"])
     first.kill9()
-    _wait(lambda: mount_at(first.mountpoint) is None, 10, "libfuse's auto_unmount to unmount")
+    # fusermount3's helper unmounts once it sees the daemon's end; on a loaded machine that can take
+    # seconds: a bound that only catches "never", and the time printed.
+    took = _wait(lambda: mount_at(first.mountpoint) is None, 30, "libfuse's auto_unmount to unmount")
+    print(f"auto_unmount took {took:.2f} s after the kill")
     assert list(first.mountpoint.iterdir()) == []
     second = spawn([demo_library.root], state_dir=first.log_path.parent / "state")
     assert "cleaning a stale" not in second.log()

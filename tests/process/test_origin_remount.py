@@ -64,6 +64,7 @@ def _open_errno(path: Path) -> int | None:
     return None
 
 
+@pytest.mark.allow_log(r"open failed: .* is not there")
 @pytest.mark.failure_mode("origin-vanished")
 @pytest.mark.parametrize("how", ["umount -l", "renamed away"])
 def test_a_vanished_origin_answers_eio_from_the_first_open(

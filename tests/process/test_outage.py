@@ -16,6 +16,7 @@ from tests.process.conftest import Spawn, status_of, wait_until
 TRACK = Path("Sigur Rós") / "Ágætis byrjun (1999)" / "02 Starálfur.ogg"
 
 
+@pytest.mark.allow_log(r"is offline", r"is back; rescanning")
 @pytest.mark.failure_mode("origin-vanished")
 @pytest.mark.failure_mode("4.2.3")
 def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
@@ -47,6 +48,12 @@ def test_origin_renamed_away_and_back(library_copy: Path, spawn: Spawn, tmp_path
     assert sorted(p.name for p in (mnt / "Sigur Rós").iterdir()) == names_before
 
 
+@pytest.mark.allow_log(
+    r"is missing; serving what the index knows",
+    r"did not appear within .* serving it offline",
+    r"unavailable \(.*No such file or directory\); known files kept",
+    r"is back; rescanning",
+)
 @pytest.mark.failure_mode("origin-vanished")
 def test_known_origin_missing_at_start_is_served_offline_then_recovers(
     library_copy: Path, spawn: Spawn, tmp_path: Path

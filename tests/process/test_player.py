@@ -191,6 +191,7 @@ def _assert_stopped(daemon: DaemonProcess) -> None:
     assert list(daemon.mountpoint.iterdir()) == []
 
 
+@pytest.mark.allow_log(r"the last run did not stop cleanly", r"cleaning a stale fuse.musicfs mount")
 @pytest.mark.failure_mode("7.3")
 def test_mpd_on_the_library_folder_keeps_every_song_through_stops_crashes_and_restarts(
     origin: Path, songs: set[str], spawn: Spawn, mpd: StartMpd, tmp_path: Path

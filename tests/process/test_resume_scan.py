@@ -21,6 +21,7 @@ def _count_files(root: Path) -> int:
     return sum(len(names) for _, _, names in os.walk(root))
 
 
+@pytest.mark.allow_log(r"the last run did not stop cleanly")
 @pytest.mark.failure_mode("2.5")
 def test_first_scan_killed_halfway_resumes(spawn: Spawn, tmp_path: Path) -> None:
     origin = tmp_path / "library"

@@ -69,6 +69,14 @@ def test_reads_cut_at_the_drain_deadline_are_counted_in_the_log(
             os.close(fd)
 
 
+@pytest.mark.allow_log(
+    r"the request loop crashed: leaving the mount",
+    r"cleaning a stale fuse.musicfs mount",
+    r"the last run did not stop cleanly",
+    r"a bug in the request loop",
+    r"^Traceback",
+)
+@pytest.mark.allow_log(r"internal error \(a bug in MusicFS")
 @pytest.mark.failure_mode("2.7")
 def test_a_crashed_request_loop_leaves_a_dead_mount_for_the_next_start(tmp_path: Path, spawn: Spawn) -> None:
     views = bulk_library(tmp_path / "origin", 10)

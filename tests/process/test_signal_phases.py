@@ -74,6 +74,7 @@ def test_sighup_during_the_first_scan_is_ignored(bulk: Path, spawn: Spawn) -> No
     assert_clean_log(daemon)
 
 
+@pytest.mark.allow_log(r"is missing; serving what the index knows", r"open failed: .* is not there")
 @pytest.mark.failure_mode("7.5")
 def test_signals_during_the_origin_wait(library_copy: Path, spawn: Spawn, tmp_path: Path) -> None:
     config = tmp_path / "musicfs.toml"

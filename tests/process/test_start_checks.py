@@ -87,6 +87,7 @@ def test_overlapping_paths_are_refused_before_anything_is_written(
     assert mount_at(mountpoint) is None
 
 
+@pytest.mark.allow_log(r"index .* set aside: it is damaged")
 @pytest.mark.failure_mode("2.4")
 def test_index_damaged_after_a_clean_stop_is_set_aside_and_rebuilt(tmp_path: Path, spawn: Spawn) -> None:
     views = bulk_library(tmp_path / "origin", 200)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from chaos.bindfs import Bindfs
 from musicfs.demo import DemoLibrary
 from tests.process.albums import source_flac, write_album
-from tests.process.bindfs import Bindfs
 from tests.process.conftest import Spawn, musicfs
 
 
@@ -39,6 +39,10 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.allow_log(
+    r"cannot stat .*: Transport endpoint is not connected",
+    r"open failed: Transport endpoint is not connected",
+)
 @pytest.mark.failure_mode("subfolder-unreadable")
 def test_a_subfolder_that_cannot_be_listed_keeps_its_tracks(
     demo_library: DemoLibrary, share: Bindfs, tmp_path: Path, spawn: Spawn

@@ -42,6 +42,9 @@ def _env(notify: FakeNotifySocket) -> dict[str, str]:
     return {**notify.env(), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
 
 
+@pytest.mark.allow_log(
+    r"task rescans failed", r"watchdog: critical task failed: rescans", r"^trio tasks:", r"^Traceback"
+)
 @pytest.mark.failure_mode("3.1")
 @pytest.mark.failure_mode("2.6")
 def test_restarted_task_keeps_serving_and_a_crash_loop_stops_the_pings(

@@ -19,6 +19,7 @@ from musicfs.cache.store import ChunkStore, VersionKey
 PLENTY = DiskSpace(total_bytes=1 << 40, free_bytes=1 << 39, total_inodes=1 << 30, free_inodes=1 << 29)
 
 
+@pytest.mark.allow_log(r"disabled, reading origins directly: EIO", r"failed verification; quarantined")
 @pytest.mark.failure_mode("3.5")
 def test_a_scrub_on_a_dying_cache_disk_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]

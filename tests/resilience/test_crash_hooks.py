@@ -21,6 +21,7 @@ def hooks() -> object:
     sys.excepthook, threading.excepthook, sys.unraisablehook = saved
 
 
+@pytest.mark.allow_log(r"uncaught exception in thread musicfs-test-worker")
 @pytest.mark.failure_mode("2.2")
 @pytest.mark.usefixtures("hooks")
 def test_thread_exception_is_logged_with_thread_name(caplog: pytest.LogCaptureFixture) -> None:
@@ -36,6 +37,7 @@ def test_thread_exception_is_logged_with_thread_name(caplog: pytest.LogCaptureFi
     assert record.exc_info is not None and record.exc_info[0] is ValueError
 
 
+@pytest.mark.allow_log(r"exception ignored in .*Broken.__del__")
 @pytest.mark.failure_mode("2.2")
 @pytest.mark.usefixtures("hooks")
 def test_unraisable_exception_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -50,6 +52,7 @@ def test_unraisable_exception_is_logged(caplog: pytest.LogCaptureFixture) -> Non
     assert "MainThread" in record.getMessage()
 
 
+@pytest.mark.allow_log(r"uncaught exception in thread MainThread")
 @pytest.mark.failure_mode("2.2")
 @pytest.mark.usefixtures("hooks")
 def test_main_thread_exception_is_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -62,6 +62,7 @@ def test_short_reads_are_completed(library_copy: Path, tmp_path: Path) -> None:
     assert trio.run(_read_all, ops, inode) == _expected(library_copy, TRACK)
 
 
+@pytest.mark.allow_log(r"open failed: (Input/output error|No such file or directory)")
 @pytest.mark.failure_mode("3.8")
 @pytest.mark.parametrize(("action", "code"), [("eio", errno.EIO), ("enoent", errno.ENOENT)])
 def test_origin_errors_become_their_errno_for_that_file_only(
@@ -84,6 +85,7 @@ def test_origin_errors_become_their_errno_for_that_file_only(
     assert data == _expected(library_copy, fine_names)
 
 
+@pytest.mark.allow_log(r"unavailable \(.*vanished \(injected\)\); known files kept")
 @pytest.mark.failure_mode("origin-vanished")
 def test_vanished_origin_keeps_the_tree(library_copy: Path, tmp_path: Path) -> None:
     _, library = _setup(library_copy, tmp_path, [OriginFault("*", "vanish")])

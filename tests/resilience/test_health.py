@@ -28,6 +28,7 @@ def _offline(states: OriginStates) -> dict[int, str | None]:
     return {origin_id: states.offline_reason(origin_id) for origin_id in (1, 2)}
 
 
+@pytest.mark.allow_log(r"is offline", r"is degraded: 3 reads timed out", r"is back; rescanning")
 @pytest.mark.failure_mode("4.2.3")
 def test_offline_degraded_and_back(tmp_path: Path) -> None:
     origin_states = OriginStates()
@@ -68,6 +69,7 @@ def test_offline_degraded_and_back(tmp_path: Path) -> None:
     assert origin_states.degraded() == {}  # no new timeouts since the check that saw them
 
 
+@pytest.mark.allow_log(r"is offline \(no answer within 0.3 s\)")
 @pytest.mark.failure_mode("4.2.3")
 def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
     stuck = FaultyOrigin.around(_origin(tmp_path / "stuck", 1), [OriginFault("*", "hang")])

@@ -54,6 +54,7 @@ def _run(failures: int, requests: int, until: Any) -> tuple[FakeLibrary, Rescans
     return library, rescans, supervisor
 
 
+@pytest.mark.allow_log(r"task rescans failed; restarting")
 @pytest.mark.failure_mode("2.6")
 def test_failed_rescan_is_retried_after_backoff() -> None:
     library, rescans, supervisor = _run(failures=2, requests=3, until=lambda _l, r, _s: r.completed)
@@ -62,6 +63,7 @@ def test_failed_rescan_is_retried_after_backoff() -> None:
     assert supervisor.tasks["rescans"].restarts == 2 and supervisor.critical_failures() == []
 
 
+@pytest.mark.allow_log(r"task rescans failed")
 @pytest.mark.failure_mode("2.6")
 def test_rescan_crash_loop_ends_failed_and_unhealthy() -> None:
     library, _, supervisor = _run(

@@ -140,4 +140,6 @@ class LibraryMachine(RuleBasedStateMachine):
 LibraryMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-TestLibraryMachine = pytest.mark.failure_mode("2.9")(LibraryMachine.TestCase)
+TestLibraryMachine = pytest.mark.allow_log(r"unavailable \(its folder is empty but the index knows files")(
+    pytest.mark.failure_mode("2.9")(LibraryMachine.TestCase)
+)

@@ -193,6 +193,7 @@ def test_check_forgets_records_whose_file_is_missing(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.allow_log(r"cached chunk \w+ vanished; forgetting it")
 def test_a_get_of_a_vanished_chunk_file_is_a_miss_and_forgets_it(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -209,6 +210,7 @@ def _flip_a_bit(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
 def test_a_bit_flip_is_detected_quarantined_and_never_returned(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -223,6 +225,7 @@ def test_a_bit_flip_is_detected_quarantined_and_never_returned(tmp_path: Path) -
     store.close()
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
 def test_a_full_check_quarantines_a_bit_flip(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -234,6 +237,7 @@ def test_a_full_check_quarantines_a_bit_flip(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
 def test_scrub_quarantines_a_bit_flip_found_at_random(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -245,6 +249,7 @@ def test_scrub_quarantines_a_bit_flip_found_at_random(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
 def test_after_an_unclean_shutdown_every_read_is_verified(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -271,6 +276,7 @@ def test_a_rewritten_version_leaves_an_unreferenced_chunk_that_check_removes(tmp
     store.close()
 
 
+@pytest.mark.allow_log(r"cache database .* set aside: it cannot be read")
 def test_an_unreadable_database_is_set_aside_and_its_chunks_removed(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))
@@ -285,6 +291,7 @@ def test_an_unreadable_database_is_set_aside_and_its_chunks_removed(tmp_path: Pa
     reopened.close()
 
 
+@pytest.mark.allow_log(r"cache database .* set aside: it has schema")
 def test_another_chunk_size_starts_afresh(tmp_path: Path) -> None:
     store = _open(tmp_path)
     assert store.put(_version(), 0, _chunk(0))

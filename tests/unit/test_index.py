@@ -85,6 +85,7 @@ def test_removed_file_is_removed(library_copy: Path, tmp_path: Path) -> None:
     assert scan_origin(index, origin).removed == 1
 
 
+@pytest.mark.allow_log(r"unavailable \(its folder is empty but the index knows files")
 @pytest.mark.failure_mode("origin-vanished")
 def test_emptied_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path: Path) -> None:
     index = _index(tmp_path)
@@ -98,6 +99,7 @@ def test_emptied_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path:
     assert len(index.stored_files(1)) == known
 
 
+@pytest.mark.allow_log(r"unavailable \(.*No such file or directory\); known files kept")
 @pytest.mark.failure_mode("origin-vanished")
 def test_missing_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path: Path) -> None:
     index = _index(tmp_path)
@@ -110,6 +112,7 @@ def test_missing_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path:
     assert len(index.stored_files(1)) == known
 
 
+@pytest.mark.allow_log(r"folder already visited \(symlink loop\?\)")
 def test_symlink_loop_is_skipped(library_copy: Path, tmp_path: Path) -> None:
     (library_copy / "Music" / "loop").symlink_to("..")
     index = _index(tmp_path)
@@ -118,6 +121,7 @@ def test_symlink_loop_is_skipped(library_copy: Path, tmp_path: Path) -> None:
     assert not any(b"loop/" in path for path in index.stored_files(1))
 
 
+@pytest.mark.allow_log(r"index .* set aside: it has schema version")
 def test_index_of_another_schema_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     with sqlite3.connect(path) as db:
@@ -129,6 +133,7 @@ def test_index_of_another_schema_is_set_aside_and_rebuilt(tmp_path: Path) -> Non
     assert list(tmp_path.glob("index.sqlite.old-*"))
 
 
+@pytest.mark.allow_log(r"index .* set aside: it is damaged")
 def test_unreadable_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
     path.write_bytes(b"this is not a database" * 100)
@@ -165,6 +170,7 @@ def _files(library: Library) -> list[tuple[int, object]]:
     return found
 
 
+@pytest.mark.allow_log(r"index .* set aside: it is damaged")
 @pytest.mark.failure_mode("2.4")
 def test_index_failing_its_deep_check_after_a_crash_is_set_aside(library_copy: Path, tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
@@ -183,6 +189,7 @@ def test_index_failing_its_deep_check_after_a_crash_is_set_aside(library_copy: P
     assert list(tmp_path.glob("index.sqlite.old-*"))
 
 
+@pytest.mark.allow_log(r"index .* set aside: it is damaged")
 @pytest.mark.failure_mode("2.4")
 def test_index_with_bytes_flipped_after_a_clean_close_is_set_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture

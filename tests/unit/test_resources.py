@@ -24,6 +24,7 @@ def test_measure_reads_this_process() -> None:
         (Resources(100, 1024, 900 << 20, 1 << 30), True),
     ],
 )
+@pytest.mark.allow_log(r"file descriptors open: raise LimitNOFILE", r"resident memory .* raise MemoryHigh")
 @pytest.mark.failure_mode("5.5")
 def test_warning_near_limits(resources: Resources, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):

@@ -437,6 +437,7 @@ def test_an_overflow_asks_for_a_rescan_and_rebuilds_the_watches(
 # --- the watch limit ------------------------------------------------------------------------------
 
 
+@pytest.mark.allow_log(r"inotify watch limit reached")
 def test_the_watch_limit_is_reported_once(
     origin: Path,
     make_watcher: Callable[[], InotifyWatcher],

@@ -1,7 +1,14 @@
-"""A real FUSE mount of another program for process tests: bindfs, which a test can freeze with
-SIGSTOP (a NAS that stops answering), thaw with SIGCONT, or kill -9 (a dead FUSE mount that is not
-MusicFS's). The test starts bindfs itself in the foreground (`bindfs -f`), so it knows its PID and
-never signals a process it did not start; `cleanup` thaws, stops and unmounts it whatever happened.
+"""A real FUSE mount of another program for tests and scenarios: bindfs, which can be frozen with
+SIGSTOP (a NAS that stops answering), thawed with SIGCONT, or killed with -9 (a dead FUSE mount that
+is not MusicFS's).
+
+Owns: `Bindfs`. The caller starts bindfs itself in the foreground (`bindfs -f`), so it knows its PID
+and never signals a process it did not start; `cleanup` thaws, stops and unmounts it whatever
+happened. `freeze` returns only once every bindfs thread has stopped: a request sent after it is
+never read by bindfs, so the process waiting for it stays killable (a request a FUSE server has
+already read is waited for uninterruptibly by the kernel: a process with such a thread cannot exit
+until the server answers).
+Concurrency: used from one thread.
 """
 
 from __future__ import annotations
@@ -48,8 +55,13 @@ class Bindfs:
         return self.process.pid
 
     def freeze(self) -> None:
-        """SIGSTOP: every request to the mount now waits (a frozen NAS)."""
+        """SIGSTOP: every request to the mount now waits (a frozen NAS); returns once it took effect."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _all_stopped(self.pid):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bindfs (pid {self.pid}) did not stop within {START_TIMEOUT} s")
+            time.sleep(0.005)
 
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -79,3 +91,13 @@ class Bindfs:
                 capture_output=True,
                 timeout=10,
             )
+
+
+def _all_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped by a signal (state T or t)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks]
+    except OSError:
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
