@@ -78,6 +78,14 @@ def _assert_consistent(root: Path) -> None:
     store.close()
 
 
+def _crash(store: ChunkStore) -> None:
+    """Leave `store` as a crash would: the chunk files, the WAL and the in-use marker stay, and the
+    database's locks go (the kernel drops them with the process; the store opens it exclusively)."""
+    records = store._records
+    assert records is not None
+    records._db.close()
+
+
 def _fault_at(point: str, fault: Callable[[], None]) -> Callable[[str], None]:
     def hook(name: str) -> None:
         if name == point:
@@ -102,7 +110,8 @@ def test_an_exception_at_each_publish_step_leaves_a_consistent_store(tmp_path: P
             store.put(_version(b"a"), 1, _chunk(1))
     finally:
         install_hook(None)
-    reopened = _store(root)  # the first one is abandoned as a crash would leave it
+    _crash(store)
+    reopened = _store(root)
     assert reopened.unclean
     reopened.check()
     assert reopened.get(_version(b"a"), 0) == _chunk(0)
