@@ -95,11 +95,11 @@ def test_a_device_holds_at_most_its_limit_of_threads(gate: threading.Event, name
 
 
 def test_progress_keeps_a_long_call_waiting(name: str) -> None:
-    workers = DeadlineWorkers(name, 1, TIMEOUT)
+    workers = DeadlineWorkers(name, 1, 1.0)
 
     def long_check() -> str:
-        for _ in range(8):  # 4 deadlines in all, but the disk answers every half deadline
-            time.sleep(TIMEOUT / 2)
+        for _ in range(6):  # 1.5 deadlines in all, but the disk answers every quarter deadline
+            time.sleep(0.25)
             workers.progress()
         return "checked"
 
