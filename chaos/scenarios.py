@@ -40,6 +40,7 @@ from typing import Any
 import mutagen.flac
 
 from chaos.daemon import DaemonError, DaemonProcess
+from chaos.freeze import freeze
 from chaos.mountinfo import mount_at
 from chaos.notify import FakeNotifySocket
 from chaos.oracle import DEMO_VIEW, demo_bytes, listed
@@ -256,7 +257,7 @@ class OpenTrap:
             time.sleep(0.01)
 
     def freeze(self) -> None:
-        os.kill(self._bindfs.pid, signal.SIGSTOP)
+        freeze(self._bindfs.pid)
 
     def wait_stuck(self, pid: int, timeout: float) -> bool:
         """Wait until a thread of process `pid` is blocked on the frozen filesystem."""

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from chaos.freeze import freeze
 from chaos.mountinfo import mount_at
 
 START_TIMEOUT = 10.0
@@ -48,24 +49,9 @@ class Bindfs:
         return self.process.pid
 
     def freeze(self) -> None:
-        """SIGSTOP: every request to the mount now waits (a frozen NAS). Returns once every thread of
-        bindfs has stopped: a request sent while one still ran could be taken by it just before it
-        stopped, and the kernel waits uninterruptibly for the answer to a taken request (even to
-        let its sender exit), which a test must not leave to chance."""
-        os.kill(self.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(state in "Tt" for state in self._thread_states()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"bindfs {self.pid} did not stop: {self._thread_states()}")
-            time.sleep(0.005)
-
-    def _thread_states(self) -> list[str]:
-        states = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                stat = (task / "stat").read_text()
-                states.append(stat[stat.rindex(")") + 2])
-        return states
+        """SIGSTOP: every request to the mount now waits (a frozen NAS); returns once every thread
+        of bindfs has stopped (`chaos.freeze`)."""
+        freeze(self.pid)
 
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaos.daemon import DaemonProcess
+from chaos.freeze import thread_states
 from chaos.mountinfo import mount_at
 from tests.process.bindfs import Bindfs
 from tests.process.conftest import MountBindfs, Spawn, assert_clean_log, status_of, wait_until
@@ -71,9 +72,8 @@ def _cache(daemon: DaemonProcess) -> dict[str, object]:
 
 
 def _stopped(disk: Bindfs) -> bool:
-    """Whether the test's bindfs is still stopped by SIGSTOP (state T in /proc)."""
-    stat = Path(f"/proc/{disk.pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2] == "T"
+    """Whether the test's bindfs is still stopped by SIGSTOP."""
+    return all(state in "Tt" for state in thread_states(disk.pid))
 
 
 def _cache_disk(tmp_path: Path, bindfs: MountBindfs) -> Bindfs:
