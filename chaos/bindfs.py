@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from chaos.freeze import freeze
 from chaos.mountinfo import mount_at
 
 START_TIMEOUT = 10.0
@@ -55,13 +56,9 @@ class Bindfs:
         return self.process.pid
 
     def freeze(self) -> None:
-        """SIGSTOP: every request to the mount now waits (a frozen NAS); returns once it took effect."""
-        os.kill(self.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _all_stopped(self.pid):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"bindfs (pid {self.pid}) did not stop within {START_TIMEOUT} s")
-            time.sleep(0.005)
+        """SIGSTOP: every request to the mount now waits (a frozen NAS); returns once every thread
+        of bindfs has stopped (`chaos.freeze`)."""
+        freeze(self.pid)
 
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -91,13 +88,3 @@ class Bindfs:
                 capture_output=True,
                 timeout=10,
             )
-
-
-def _all_stopped(pid: int) -> bool:
-    """Whether every thread of `pid` is stopped by a signal (state T or t)."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-        states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks]
-    except OSError:
-        return False
-    return bool(states) and all(state in ("T", "t") for state in states)

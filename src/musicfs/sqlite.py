@@ -1,8 +1,9 @@
 """What the index and the cache records share about SQLite: opening in WAL mode, transactions, and
 setting aside a database that cannot be trusted.
 
-Owns: `connect`, `transaction` and `set_aside`. A database set aside is renamed (with its -wal and
--shm files), never deleted, so nothing is lost if the decision was wrong.
+Owns: `connect` (optionally without a shared-memory file), `transaction` and `set_aside`. A database
+set aside is renamed (with its -wal and -shm files), never deleted, so nothing is lost if the
+decision was wrong.
 Concurrency: `transaction` holds the caller's lock for the whole transaction, so one connection can
 be shared by threads; `connect` and `set_aside` run where the caller opens its database.
 """
@@ -20,10 +21,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open `path` in WAL mode with foreign keys on; raises sqlite3.DatabaseError if it is unreadable."""
+def connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
+    """Open `path` in WAL mode with foreign keys on; raises sqlite3.DatabaseError if it is unreadable.
+
+    `exclusive`: no other connection may open the database while this one is open, and the WAL
+    index lives in this process's memory instead of a `-shm` file mapped into it. A mapped file on a
+    disk that stops answering (a frozen FUSE or NFS mount) keeps the process from ever exiting: the
+    kernel writes its dirty pages back when the mapping goes, and waits for that uninterruptibly.
+    """
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     try:
+        if exclusive:
+            connection.execute("PRAGMA locking_mode = EXCLUSIVE")  # before WAL mode: then no -shm
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")

@@ -14,12 +14,14 @@ import logging
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
+from musicfs.cache.records import CacheRecords
 from musicfs.cache.space import Watermarks
 from musicfs.cache.store import ChunkStore, VersionKey
 from musicfs.core.faults import install_hook
@@ -78,6 +80,14 @@ def _assert_consistent(root: Path) -> None:
     store.close()
 
 
+def _crash(store: ChunkStore) -> None:
+    """Leave `store` as a crash would: the chunk files, the WAL and the in-use marker stay, and the
+    database's locks go (the kernel drops them with the process; the store opens it exclusively)."""
+    records = store._records
+    assert records is not None
+    records._db.close()
+
+
 def _fault_at(point: str, fault: Callable[[], None]) -> Callable[[str], None]:
     def hook(name: str) -> None:
         if name == point:
@@ -102,7 +112,8 @@ def test_an_exception_at_each_publish_step_leaves_a_consistent_store(tmp_path: P
             store.put(_version(b"a"), 1, _chunk(1))
     finally:
         install_hook(None)
-    reopened = _store(root)  # the first one is abandoned as a crash would leave it
+    _crash(store)
+    reopened = _store(root)
     assert reopened.unclean
     reopened.check()
     assert reopened.get(_version(b"a"), 0) == _chunk(0)
@@ -273,3 +284,55 @@ def test_a_cache_folder_that_cannot_be_created_starts_in_pass_through(tmp_path: 
     assert store.get(_version(b"a"), 0) is None
     assert store.check().failure is not None
     store.close()
+
+
+@pytest.mark.allow_log(
+    r"content cache in .* disabled, reading origins directly: ENOENT", r"content cache in .* works again"
+)
+@pytest.mark.failure_mode("6.2")
+def test_a_failure_never_breaks_a_call_still_using_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader's call is between two steps when another call finds the disk broken: the reader gets
+    an answer (here a miss), never "Cannot operate on a closed database", which used to reach the
+    reader as EIO, and to break a retry's check the same way. The pause is exact timing: a wrapper
+    holds the reader's lookup until the other call has failed for real (its chunk folder is gone)."""
+    clock = FakeClock()
+    root = tmp_path / "cache"
+    store = _store(root, clock)
+    assert store.put(_version(b"a"), 0, _chunk(0))
+    entered, go = threading.Event(), threading.Event()
+    armed = [True]
+    real_lookup = CacheRecords.lookup
+
+    def held_lookup(records: CacheRecords, version: VersionKey, chunk_index: int) -> tuple[str, int] | None:
+        if armed.pop() if armed else False:
+            entered.set()
+            go.wait(10)
+        return real_lookup(records, version, chunk_index)
+
+    monkeypatch.setattr(CacheRecords, "lookup", held_lookup)
+    outcome: list[object] = []
+
+    def reader() -> None:
+        try:
+            outcome.append(store.get(_version(b"a"), 0))
+        except Exception as exc:  # what the reader's FUSE request would turn into EIO
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert entered.wait(10)
+    (root / "chunks").rename(tmp_path / "chunks-away")
+    assert not store.put(_version(b"b"), 0, _chunk(1))  # ENOENT: the store turns pass-through
+    assert store.mode == "pass-through"
+    go.set()
+    thread.join(10)
+    assert outcome == [None]
+
+    (tmp_path / "chunks-away").rename(root / "chunks")
+    clock.now += 30
+    assert store.get(_version(b"a"), 0) == _chunk(0)  # the retry reopens and checks: all there
+    assert store.mode == "ok"
+    store.close()
+    _assert_consistent(root)

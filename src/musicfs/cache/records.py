@@ -6,7 +6,8 @@ use (a logical clock, so clock jumps cannot reorder it), and the rule for unread
 like the index, one that fails to open, fails `PRAGMA quick_check` or has another schema is set
 aside (renamed, never deleted) and started afresh; the chunk files it described become orphans that
 the store's check removes. A separate database from the index, so a dead cache disk never takes the
-index with it.
+index with it. Opened exclusively (`musicfs.sqlite.connect`): no `-shm` file is mapped from the
+cache disk, so a frozen cache disk cannot hold up the exit of the process.
 Concurrency: one connection shared by all threads behind one lock; every public method is a single
 transaction.
 """
@@ -213,7 +214,7 @@ class CacheRecords:
             return self._open_current()
 
     def _open_current(self) -> sqlite3.Connection:
-        connection = connect(self.path)
+        connection = connect(self.path, exclusive=True)
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             chunk_size = (
@@ -227,7 +228,7 @@ class CacheRecords:
                 connection.close()
                 set_aside(self.path, "cache database", f"it has schema {version} or another chunk size")
                 self.set_aside = True
-                connection = connect(self.path)
+                connection = connect(self.path, exclusive=True)
             with connection:
                 connection.executescript(_DDL)
                 connection.execute("INSERT INTO meta VALUES ('chunk_size', ?)", (str(self._chunk_size),))

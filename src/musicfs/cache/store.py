@@ -21,15 +21,27 @@ Space: before each new chunk, `Watermarks` decide whether least-recently-used ch
 (never chunks of versions being read: `reading()` or `pinned=`); if that cannot make room the chunk
 is not cached. Last use is a logical clock kept in the database, updated in batches.
 
-Failures of the cache disk (ENOSPC, EROFS, EIO, a vanished folder, an unusable database) never reach
-the caller: the store turns into a pass-through (get misses, put stores nothing), logs one WARNING,
-and every `retry_interval` seconds tries to reopen (reopening the database and running `check`). It
-re-enables only if `chunks/` exists again, so an empty mount point of an absent cache disk is never
-filled.
-Concurrency: every method may be called from any worker thread. The database has its own lock (one
+Failures of the cache disk (ENOSPC, EROFS, EIO, a vanished folder, an unusable database, a disk that
+does not answer within `io_timeout`) never reach the caller: the store turns into a pass-through
+(get misses, put stores nothing), logs one WARNING, and every `retry_interval` seconds tries to
+reopen (reopening the database and running `check`). It re-enables only if `chunks/` exists again,
+so an empty mount point of an absent cache disk is never filled.
+
+A hung disk (7.4): every call that touches the disk, opening and closing included, runs in the
+store's `DeadlineWorkers` (at most DISK_THREADS threads) and is waited for up to `io_timeout` (a
+check, as long as it keeps making progress). The first call past its deadline turns the store
+pass-through; until that call has returned, nothing touches the disk again and every call returns
+at once, so a frozen disk delays one call, holds at most DISK_THREADS threads, and never blocks the
+exit (the threads are daemon threads, and `close` has the same deadline).
+A database given up on (a failure, a hang) is never closed under a call still using it: it is kept
+aside and closed when the store reopens (no call can be on it by then) or closes. Each failure
+starts a new epoch; a call that fails on the database of an older epoch changes nothing.
+Concurrency: every method may be called from any thread (the event loop only `pin`, `unpin`,
+`chunk_length` and `mode`, which never touch the disk). The database has its own lock (one
 transaction per call); the store's lock serialises changes of the chunk folder with their records
 (publish, evict, quarantine, check), so eviction never unlinks a chunk a concurrent put just
-published. Chunk bytes are read and written outside that lock. `check` holds it throughout.
+published. Chunk bytes are read and written outside that lock. `check` holds it throughout. The
+state lock guards only which database is current and why the store is off; no I/O happens under it.
 """
 
 from __future__ import annotations
@@ -53,6 +65,7 @@ from typing import Literal, TypeVar
 
 from musicfs.cache.records import CacheRecords, Totals
 from musicfs.cache.space import DiskSpace, Watermarks, excess, statvfs_space
+from musicfs.core.deadline import DeadlineWorkers, Stalled
 from musicfs.core.faults import fault_point
 from musicfs.core.types import VersionKey
 
@@ -66,6 +79,7 @@ MARKER_NAME = "in-use"
 QUARANTINE_KEEP = 32
 TOUCH_BATCH = 256  # uses kept in memory before they are written to the database
 SAMPLE_SIZE = 64  # chunks verified by a quick check
+DISK_THREADS = 8  # the most threads a hung cache disk can hold
 
 _HASH_NAME = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
@@ -145,9 +159,11 @@ class ChunkStore:
         chunk_size: int = CHUNK_SIZE,
         verify_reads: bool = False,
         retry_interval: float = 30.0,
+        io_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         disk_space: Callable[[Path], DiskSpace] = statvfs_space,
     ) -> None:
+        """Opens the cache folder (within `io_timeout`: a frozen disk leaves the store pass-through)."""
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self.cache_dir = cache_dir
@@ -157,7 +173,9 @@ class ChunkStore:
         self._verify_reads = verify_reads
         self._clock = clock
         self._disk_space = disk_space
+        self._disk = DeadlineWorkers("musicfs-cache", DISK_THREADS, io_timeout)
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._uses_lock = threading.Lock()
         self._uses = _Uses()
         self._counters = _Counters()
@@ -165,15 +183,21 @@ class ChunkStore:
         self._pins_lock = threading.Lock()  # only ever held for a dict update
         self._writing: set[str] = set()  # temp file names of puts in progress
         self._records: CacheRecords | None = None
+        self._given_up: list[CacheRecords] = []  # databases of failed epochs, closed once unused
+        self._epoch = 0
+        self._closed = False  # a database a late call opens after `close` is closed at once
         self._used_bytes = 0
         self._failure: str | None = None
         self._retry_at = 0.0
         self.unclean = False
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            self._open(first=True)
-        except (OSError, sqlite3.Error) as exc:
+            self._disk.call(self._open_first)
+        except (OSError, sqlite3.Error) as exc:  # Stalled is an OSError too
             self._fail(exc)
+
+    def _open_first(self) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._install(self._open(first=True), epoch=0)
 
     # -- the read path -------------------------------------------------------------------------
 
@@ -255,21 +279,31 @@ class ChunkStore:
         without records, unreferenced chunks, and verification of a sample of chunks (all with
         `full`). For start-up and `fsck`; blocks other changes while it runs."""
         report = CheckReport()
-        if self._records is None and not self._available():
-            report.failure = self._failure
-            return report
-        try:
+
+        def check(records: CacheRecords) -> None:
             with self._lock:
-                self._check(self._require(), report, full)
-        except (OSError, sqlite3.Error, _StorageFailure) as exc:
-            self._fail(exc)
-            report.failure = self._failure
+                self._check(records, report, full)
+
+        self._guarded(check, None)
+        report.failure = self._failure
         return report
 
     def close(self) -> None:
-        """Write pending uses, checkpoint, and mark a clean shutdown; safe to call twice."""
+        """Write pending uses, checkpoint, and mark a clean shutdown; safe to call twice. Returns
+        within `io_timeout` even on a hung disk (the next start then checks the cache fully)."""
+        with self._state_lock:
+            self._closed = True
+        try:
+            self._disk.call(self._close)
+        except Stalled as exc:
+            log.info("cache in %s closed without its last writes: the disk %s", self.cache_dir, exc)
+
+    def _close(self) -> None:
         with self._lock:
-            records, self._records = self._records, None
+            with self._state_lock:
+                records, self._records = self._records, None
+                self._epoch += 1
+            self._close_given_up()
             if records is None:
                 return
             try:
@@ -282,7 +316,8 @@ class ChunkStore:
 
     # -- internals: opening and failing ----------------------------------------------------------
 
-    def _open(self, *, first: bool) -> None:
+    def _open(self, *, first: bool) -> CacheRecords:
+        """Open the folder and its database (the caller installs it)."""
         if not first:
             if not self._chunks.is_dir():
                 raise _StorageFailure(f"{self._chunks} is missing")
@@ -301,7 +336,30 @@ class ChunkStore:
         except BaseException:
             records.close()
             raise
-        self._records = records
+        return records
+
+    def _install(self, records: CacheRecords, epoch: int) -> bool:
+        """Make `records` current, unless the store failed or closed since `epoch` (then they are
+        given up, or closed if the store is)."""
+        with self._state_lock:
+            installed = self._epoch == epoch
+            if installed:
+                self._records = records
+                self._failure = None
+            elif not self._closed:
+                self._given_up.append(records)
+        if not installed and self._closed:
+            with suppress(sqlite3.Error):
+                records.close()
+        return installed
+
+    def _close_given_up(self) -> None:
+        """Close databases of failed epochs (called where no call can be using them any more)."""
+        with self._state_lock:
+            given_up, self._given_up = self._given_up, []
+        for records in given_up:
+            with suppress(sqlite3.Error):
+                records.close()
 
     def _probe(self) -> None:
         """Publish and remove an empty file the way a chunk is published: raises if that fails."""
@@ -315,60 +373,88 @@ class ChunkStore:
             _unlink_quietly(temp)
             _unlink_quietly(target)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, epoch: int | None = None) -> None:
+        """Turn pass-through for `exc`, unless it came from a call on the database of an older epoch
+        than `epoch` (the store failed since; nothing to do). The database is given up, not closed:
+        other calls may still be using it."""
         reason = _describe(exc)
-        if self._failure is None:
+        with self._state_lock:
+            if epoch is not None and epoch != self._epoch:
+                return
+            first = self._failure is None
+            self._failure = reason
+            self._retry_at = self._clock() + self.retry_interval
+            self._epoch += 1
+            if self._records is not None:
+                self._given_up.append(self._records)
+                self._records = None
+        if first:
             log.warning("content cache in %s disabled, reading origins directly: %s", self.cache_dir, reason)
-        self._failure = reason
-        self._retry_at = self._clock() + self.retry_interval
-        records, self._records = self._records, None
-        if records is not None:
-            with suppress(sqlite3.Error):
-                records.close()
 
     def _available(self) -> bool:
-        """Whether the cache works; in pass-through, try to re-enable it once the interval is over."""
+        """Whether the cache works; in pass-through, try to re-enable it once the interval is over
+        (in a disk call: only when no call is stuck on the disk)."""
         if self._failure is None:
             return True
         if self._clock() < self._retry_at:
             return False
         with self._lock:
-            if self._failure is None:
-                return True
+            with self._state_lock:
+                if self._failure is None:
+                    return True
+                if self._clock() < self._retry_at:  # another call tried while this one waited
+                    return False
+                epoch = self._epoch
+            self._close_given_up()
+            records = None
             try:
-                self._open(first=False)
+                records = self._open(first=False)
                 report = CheckReport()
-                self._check(self._require(), report, full=False)
+                self._check(records, report, full=False)
             except (OSError, sqlite3.Error, _StorageFailure) as exc:
                 log.debug("content cache in %s still unusable: %s", self.cache_dir, _describe(exc))
-                self._retry_at = self._clock() + self.retry_interval
-                if self._records is not None:
-                    self._records.close()
-                    self._records = None
+                with self._state_lock:
+                    self._retry_at = self._clock() + self.retry_interval
+                if records is not None:
+                    with suppress(sqlite3.Error):
+                        records.close()
                 return False
+            if not self._install(records, epoch):
+                return False  # the disk failed again meanwhile (this attempt passed its deadline)
             log.warning("content cache in %s works again (%d repairs)", self.cache_dir, report.repairs)
-            self._failure = None
             self.unclean = True  # the disk misbehaved: verify what it returns from now on
             return True
 
     def _guarded(self, action: Callable[[CacheRecords], T], fallback: T) -> T:
-        if not self._available():
-            return fallback
+        """`action` on the current database in a disk call with a deadline; `fallback` while the
+        cache is off, and when the disk fails or does not answer (then the cache turns off)."""
+        if self._failure is not None and self._clock() < self._retry_at:
+            return fallback  # pass-through: not even a thread hand-off
         try:
-            return action(self._require())
-        except (OSError, sqlite3.OperationalError, _StorageFailure) as exc:
-            self._fail(exc)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError):
-                raise
+            return self._disk.call(partial(self._attempt, action, fallback))
+        except Stalled as exc:
             self._fail(exc)
         return fallback
 
-    def _require(self) -> CacheRecords:
-        records = self._records
-        if records is None:
-            raise _StorageFailure("the cache database is closed")
-        return records
+    def _attempt(self, action: Callable[[CacheRecords], T], fallback: T) -> T:
+        """The body of a disk call (in a worker thread)."""
+        if not self._available():
+            return fallback
+        with self._state_lock:
+            records, epoch = self._records, self._epoch
+        try:
+            if records is None:
+                raise _StorageFailure("the cache database is closed")
+            return action(records)
+        except (OSError, sqlite3.OperationalError, _StorageFailure) as exc:
+            self._fail(exc, epoch)
+        except sqlite3.DatabaseError as exc:
+            if self._epoch != epoch:
+                return fallback  # the database was given up under this call: its errors do not count
+            if isinstance(exc, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError):
+                raise
+            self._fail(exc, epoch)
+        return fallback
 
     # -- internals: chunks -----------------------------------------------------------------------
 
@@ -531,20 +617,23 @@ class ChunkStore:
             return 0, 0
         verified = bad = 0
         for digest in random.sample(sorted(sizes), min(count, len(sizes))):
-            path = self._path(digest)
-            if not path.exists():
-                continue  # evicted meanwhile
-            verified += 1
-            if not _intact(path, digest, sizes[digest]):
-                bad += 1
-                # The lock is taken inside the guarded call, never around it: `_guarded` may retry a
-                # failed disk, which takes the lock itself.
-                self._guarded(partial(self._quarantine_under_lock, digest=digest), None)
+            intact = self._guarded(partial(self._scrub_one, digest=digest, size=sizes[digest]), None)
+            verified += intact is not None
+            bad += intact is False
         return verified, bad
 
-    def _quarantine_under_lock(self, records: CacheRecords, digest: str) -> None:
+    def _scrub_one(self, records: CacheRecords, digest: str, size: int) -> bool | None:
+        """Verify one chunk, quarantining it if bad; None if it is gone (evicted meanwhile). The lock
+        is taken inside the guarded call, never around it: `_guarded` may retry a failed disk, which
+        takes the lock itself."""
+        path = self._path(digest)
+        if not path.exists():
+            return None
+        if _intact(path, digest, size):
+            return True
         with self._lock:
             self._quarantine_chunk(records, digest)
+        return False
 
     def _check(self, records: CacheRecords, report: CheckReport, full: bool) -> None:
         """The steps of `check` (called under the lock)."""
@@ -571,6 +660,7 @@ class ChunkStore:
         present = sorted(recorded.keys() & files.keys() - set(unreferenced))
         sample = present if full else random.sample(present, min(SAMPLE_SIZE, len(present)))
         for digest in sample:
+            self._disk.progress()
             report.verified += 1
             if not _intact(self._path(digest), digest, recorded[digest]):
                 self._quarantine_chunk(records, digest)
@@ -585,6 +675,7 @@ class ChunkStore:
                 _unlink_quietly(folder)
                 report.orphan_files_removed += 1
                 continue
+            self._disk.progress()
             for path in folder.iterdir():
                 if _HASH_NAME.fullmatch(path.name) and path.name[:2] == folder.name and path.is_file():
                     files[path.name] = path
@@ -624,6 +715,8 @@ def _unlink_quietly(path: Path) -> None:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Stalled):
+        return f"the cache disk {exc}"
     if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
         return f"ENOSPC: {exc} (cache database)"
     if isinstance(exc, OSError) and exc.errno is not None:

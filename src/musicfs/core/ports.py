@@ -13,7 +13,8 @@ from musicfs.core.types import VersionKey
 
 
 class ChunkCache(Protocol):
-    """Verified chunks of file versions; every method may fail softly (None / False), never raise."""
+    """Verified chunks of file versions; every method may fail softly (None / False), never raise,
+    and returns within the cache's own deadline, shorter than the reader's (a hung disk is a miss)."""
 
     chunk_size: int
 

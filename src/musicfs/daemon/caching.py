@@ -30,6 +30,9 @@ from musicfs.origins.watch import needs_polling
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
+# A cache disk that takes half the read deadline is no shortcut; shorter than the gateway's own
+# deadline, so a hung cache disk turns pass-through before a reader's wait for it ends.
+CACHE_DEADLINE_SHARE = 0.5
 
 
 def cached_origins(config: Config, library: Library) -> set[int]:
@@ -63,6 +66,7 @@ def open_cache(config: Config) -> ChunkStore:
         watermarks=Watermarks(config.cache_max_mb * 2**20),
         verify_reads=True,
         retry_interval=config.cache_retry,
+        io_timeout=config.read_timeout * CACHE_DEADLINE_SHARE,
     )
     report = store.check(full=store.unclean)
     usage = store.usage()
