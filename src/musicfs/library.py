@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from musicfs.core.config import Config
 from musicfs.core.faults import fault_point, wrap_origin
 from musicfs.core.types import TagSet, TrackEntry
+from musicfs.index.links import one_path_per_track
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
@@ -32,7 +33,7 @@ from musicfs.tree.template import Template
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 3  # bump when the layout rules change, so stored layouts are recomputed
+LAYOUT_VERSION = 4  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
 
 
@@ -96,12 +97,13 @@ class Library:
 
     def _relayout(self) -> None:
         files = self.index.indexed_files(self.priority)
+        shown = one_path_per_track(files)
         placed = layout(
-            (_entry(f, self.priority[f.origin_id]) for f in files if f.kind == AUDIO), self.template
+            (_entry(f, self.priority[f.origin_id]) for f in shown if f.kind == AUDIO), self.template
         )
         viewpaths: dict[int, bytes | None] = {f.inode: None for f in files}
         viewpaths.update((inode, "/".join(parts).encode()) for inode, parts in placed.items())
-        _place_covers(files, viewpaths)
+        _place_covers(shown, viewpaths)
         fault_point("layout.save")
         self.index.save_layout(viewpaths, _folders(viewpaths.values()), self._layout_key)
 

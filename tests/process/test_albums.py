@@ -61,3 +61,45 @@ def test_albums_are_whole_and_show_their_art_where_players_look(tmp_path: Path, 
     assert (discs / "cover.jpg").read_bytes() == (double / "CD1" / "cover.jpg").read_bytes()
     assert (discs / "cover (CD2).jpg").read_bytes() == (double / "CD2" / "cover.jpg").read_bytes()
     assert_clean_log(daemon)
+
+
+def test_a_track_reached_by_several_paths_is_shown_once_at_its_real_path(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    """Symlinks and hard links inside an origin (issue 13.3): one copy of each track, at the path that
+    reaches it without a symlink (hard links: the first path in byte order), with the album's art."""
+    origin = tmp_path / "origin"
+    album = origin / "Album"
+    for number in (1, 2, 3):
+        _track(album / f"{number}.flac", "Band", "Record", f"Song {number}", number)
+    (album / "cover.jpg").write_bytes(b"\xff\xd8 record art " + os.urandom(64))
+    (origin / "A link to the album").symlink_to("Album")  # walked before Album if links were not deferred
+    favourites = origin / "Favourites"
+    favourites.mkdir()
+    (favourites / "best.flac").symlink_to("../Album/1.flac")
+    os.link(album / "2.flac", album / "2 again.flac")  # a hard link beside the track, before it in byte order
+    os.link(album / "3.flac", origin / "0 three.flac")  # a hard link sorting before the album
+    hidden = origin / ".archive" / "Old"
+    _track(hidden / "1.flac", "Other", "Kept Away", "Only Here", 1)
+    (origin / "Old").symlink_to(".archive/Old")  # the only way to reach this track
+
+    daemon = spawn([origin])
+    shown = daemon.mountpoint / "Band" / "Record"
+    assert sorted(p.name for p in daemon.mountpoint.iterdir()) == ["Band", "Other"]
+    assert sorted(p.name for p in shown.iterdir()) == [
+        "01 Song 1.flac",
+        "02 Song 2.flac",
+        "03 Song 3.flac",
+        "cover.jpg",
+    ]
+    for number in (1, 2, 3):
+        assert (shown / f"0{number} Song {number}.flac").read_bytes() == (
+            album / f"{number}.flac"
+        ).read_bytes()
+    assert (shown / "cover.jpg").read_bytes() == (album / "cover.jpg").read_bytes()
+    only = daemon.mountpoint / "Other" / "Kept Away" / "01 Only Here.flac"
+    assert only.read_bytes() == (hidden / "1.flac").read_bytes()
+    origins = {os.getxattr(shown / f"0{n} Song {n}.flac", "user.musicfs.origin").decode() for n in (1, 2, 3)}
+    assert origins == {str(album / "1.flac"), str(album / "2 again.flac"), str(origin / "0 three.flac")}
+    assert "symlink loop" not in daemon.log()
+    assert_clean_log(daemon)

@@ -143,7 +143,7 @@ def scan_origin(
 
 
 def _version(found: FoundFile) -> FileVersion:
-    return FileVersion(found.size, found.mtime_ns, found.ctime_ns, found.dev, found.ino)
+    return FileVersion(found.size, found.mtime_ns, found.ctime_ns, found.dev, found.ino, found.linked)
 
 
 def _move_key(new: NewFile) -> tuple[int, int, int]:

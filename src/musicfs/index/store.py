@@ -23,14 +23,16 @@ from musicfs.index.schema import open_database
 from musicfs.sqlite import transaction
 
 _TAG_COLUMNS = tuple(field.name for field in dataclasses.fields(TagSet))
-_VERSION_COLUMNS = ("size", "mtime_ns", "ctime_ns", "dev", "ino")
+_VERSION_COLUMNS = ("size", "mtime_ns", "ctime_ns", "dev", "ino", "linked")
 
 
 @dataclass(frozen=True, slots=True)
 class FileVersion:
     """What identifies the version of a file the index knows: it changed if any field differs.
 
-    ctime and inode catch taggers that restore the mtime after writing.
+    ctime and inode catch taggers that restore the mtime after writing; `linked` (the path goes through
+    a symlink; dev and ino are the file's it leads to) decides which of several paths to one file is
+    shown, so a change of it counts too.
     """
 
     size: int
@@ -38,6 +40,7 @@ class FileVersion:
     ctime_ns: int
     dev: int
     ino: int
+    linked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +62,16 @@ class NewFile:
 
 @dataclass(frozen=True, slots=True)
 class IndexedFile:
-    """A row as the layout needs it."""
+    """A row as the layout needs it: `dev`, `ino` and `linked` tell paths of one file apart."""
 
     inode: int
     origin_id: int
     relpath: bytes
     kind: str
     tags: TagSet | None
+    dev: int = 0
+    ino: int = 0
+    linked: bool = False
 
 
 class Index:
@@ -117,7 +123,7 @@ class Index:
             rows = db.execute(
                 f"SELECT inode, relpath, {columns} FROM files WHERE origin_id = ?", (origin_id,)
             )
-            return {row[1]: StoredFile(row[0], row[1], FileVersion(*row[2:])) for row in rows}
+            return {row[1]: StoredFile(row[0], row[1], _version(row[2:])) for row in rows}
 
     def apply(
         self,
@@ -149,12 +155,22 @@ class Index:
         columns = ", ".join(_TAG_COLUMNS)
         with self._transaction() as db:
             rows = db.execute(
-                f"SELECT inode, origin_id, relpath, kind, tags_ok, {columns} FROM files "
+                f"SELECT inode, origin_id, relpath, kind, dev, ino, linked, tags_ok, {columns} FROM files "
                 f"WHERE origin_id IN ({', '.join('?' * len(ids))})",
                 ids,
             ).fetchall()
         return [
-            IndexedFile(row[0], row[1], row[2], row[3], _tags(row[5:]) if row[4] else None) for row in rows
+            IndexedFile(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _tags(row[8:]) if row[7] else None,
+                row[4],
+                row[5],
+                bool(row[6]),
+            )
+            for row in rows
         ]
 
     def save_layout(self, viewpaths: Mapping[int, bytes | None], folders: Iterable[bytes], key: str) -> None:
@@ -212,6 +228,11 @@ def _file_values(new: NewFile) -> tuple[object, ...]:
     # time of index writes in a first scan (bench/startup.py).
     tags = new.tags or _NO_TAGS
     return (new.relpath, new.kind, *_version_values(new.version), new.tags is not None, *_tag_values(tags))
+
+
+def _version(values: tuple[int, ...]) -> FileVersion:
+    size, mtime_ns, ctime_ns, dev, ino, linked = values
+    return FileVersion(size, mtime_ns, ctime_ns, dev, ino, bool(linked))
 
 
 def _tags(values: tuple[object, ...]) -> TagSet:
