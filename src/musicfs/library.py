@@ -110,7 +110,9 @@ class Library:
     def _publish(self) -> Tree:
         files, folders = self.index.view(self.priority)
         tracks = [f for f in files if f.kind == AUDIO]
-        aliases = cover_aliases(tracks, [f for f in files if f.kind != AUDIO])
+        aliases = cover_aliases(
+            tracks, [f for f in files if f.kind != AUDIO], self.index.pictures(self.priority)
+        )
         new = Tree.build([*files, *aliases], folders, track_count=len(tracks))
         fault_point("tree.publish")
         old, self.tree = self.tree, new

@@ -5,12 +5,17 @@ one folder whatever year its tracks carry, and every album folder with art shows
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import mutagen.flac
+import mutagen.id3
+import mutagen.mp4
 import numpy as np
 import soundfile
 
+from musicfs.demo import DemoLibrary
 from tests.process.conftest import Spawn, assert_clean_log
 
 
@@ -102,4 +107,73 @@ def test_a_track_reached_by_several_paths_is_shown_once_at_its_real_path(
     origins = {os.getxattr(shown / f"0{n} Song {n}.flac", "user.musicfs.origin").decode() for n in (1, 2, 3)}
     assert origins == {str(album / "1.flac"), str(album / "2 again.flac"), str(origin / "0 three.flac")}
     assert "symlink loop" not in daemon.log()
+    assert_clean_log(daemon)
+
+
+def _embed_flac(path: Path, data: bytes, kind: int = 3, mime: str = "image/jpeg") -> None:
+    picture = mutagen.flac.Picture()
+    picture.type, picture.mime, picture.data = kind, mime, data
+    audio = mutagen.flac.FLAC(path)
+    audio.add_picture(picture)
+    audio.save()
+
+
+def test_an_album_without_a_cover_file_shows_the_picture_its_tracks_embed(
+    tmp_path: Path, spawn: Spawn, demo_library: DemoLibrary
+) -> None:
+    """Issue 13.2: the embedded front cover as the album's cover.jpg / cover.png, byte for byte, in
+    FLAC, MP3 (ID3 APIC) and MP4 (covr); never when the album has a cover file of its own."""
+    origin = tmp_path / "origin"
+    jpeg = b"\xff\xd8\xff\xe0 flac front " + os.urandom(5000)
+    for number in (1, 2):
+        _track(origin / "Flac" / f"{number}.flac", "Band", "Embedded", f"Song {number}", number)
+    _embed_flac(
+        origin / "Flac" / "1.flac", b"\x89PNG\r\n\x1a\n back " + os.urandom(100), kind=4, mime="image/png"
+    )
+    _embed_flac(origin / "Flac" / "2.flac", jpeg)
+    png = b"\x89PNG\r\n\x1a\n mp3 front " + os.urandom(4000)
+    mp3 = origin / "Mp3" / "1.mp3"
+    mp3.parent.mkdir(parents=True)
+    shutil.copyfile(next(t.path for t in demo_library.tracks if t.path.suffix == ".mp3"), mp3)
+    id3: Any = mutagen.id3.ID3()
+    id3.add(mutagen.id3.TPE2(encoding=3, text="Band"))
+    id3.add(mutagen.id3.TALB(encoding=3, text="Tagged MP3"))
+    id3.add(mutagen.id3.TIT2(encoding=3, text="Only"))
+    id3.add(mutagen.id3.TRCK(encoding=3, text="1"))
+    id3.add(mutagen.id3.APIC(encoding=3, mime="image/png", type=3, desc="", data=png))
+    id3.save(mp3)
+    mp4_art = b"\xff\xd8\xff\xdb mp4 front " + os.urandom(3000)
+    m4a = origin / "Mp4" / "1.m4a"
+    m4a.parent.mkdir(parents=True)
+    shutil.copyfile(next(t.path for t in demo_library.tracks if t.path.suffix == ".m4a"), m4a)
+    audio: Any = mutagen.mp4.MP4(m4a)
+    audio.clear()
+    audio["aART"], audio["\xa9alb"], audio["\xa9nam"], audio["trkn"] = ["Band"], ["Apple"], ["Only"], [(1, 0)]
+    audio["covr"] = [mutagen.mp4.MP4Cover(mp4_art, imageformat=mutagen.mp4.MP4Cover.FORMAT_JPEG)]
+    audio.save()
+    _track(origin / "Own" / "1.flac", "Band", "Has Its Own", "Song", 1)
+    _embed_flac(origin / "Own" / "1.flac", jpeg)
+    (origin / "Own" / "front.png").write_bytes(b"\x89PNG\r\n\x1a\n own " + os.urandom(64))
+
+    daemon = spawn([origin])
+    band = daemon.mountpoint / "Band"
+    assert sorted(p.name for p in (band / "Embedded").iterdir()) == [
+        "01 Song 1.flac",
+        "02 Song 2.flac",
+        "cover.jpg",
+    ]
+    assert (band / "Embedded" / "cover.jpg").read_bytes() == jpeg
+    assert (band / "Embedded" / "cover.jpg").stat().st_size == len(jpeg)
+    assert sorted(p.name for p in (band / "Tagged MP3").iterdir()) == ["01 Only.mp3", "cover.png"]
+    assert (band / "Tagged MP3" / "cover.png").read_bytes() == png
+    assert (band / "Apple" / "cover.jpg").read_bytes() == mp4_art
+    own = band / "Has Its Own"
+    assert sorted(p.name for p in own.iterdir()) == ["01 Song.flac", "cover.png", "front.png"]
+    assert (own / "cover.png").read_bytes() == (origin / "Own" / "front.png").read_bytes()
+    # Read in small pieces at odd offsets, as a player's image loader may.
+    with (band / "Embedded" / "cover.jpg").open("rb", buffering=0) as stream:
+        stream.seek(4097)
+        assert stream.read(10) == jpeg[4097:4107]
+        assert stream.read(10**6) == jpeg[4107:]
+        assert stream.read(10) == b""
     assert_clean_log(daemon)

@@ -1,7 +1,8 @@
 """Plain value types shared by all layers.
 
-Owns: `TagSet` (what a track's tags say), `TrackEntry` (a track as the tree layer sees it), `ViewFile`
-(a shown file as the index stores it and the tree shows it) and `VersionKey`.
+Owns: `TagSet` (what a track's tags say), `EmbeddedPicture` (where a track's embedded cover is),
+`TrackEntry` (a track as the tree layer sees it), `ViewFile` (a shown file as the index stores it and
+the tree shows it) and `VersionKey`.
 Concurrency: every type here is immutable (frozen dataclasses) and safe to share between threads.
 """
 
@@ -38,6 +39,21 @@ class TagSet:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddedPicture:
+    """The image of a track's embedded front cover, as its bytes lie in the track's file.
+
+    Attributes:
+        offset: where the image starts in the file.
+        size: its length in bytes.
+        ext: what kind of image it is, as a file extension: ``"jpg"`` or ``"png"``.
+    """
+
+    offset: int
+    size: int
+    ext: str
+
+
+@dataclass(frozen=True, slots=True)
 class TrackEntry:
     """A track as the tree layer needs it: identity, where it comes from, and its tags.
 
@@ -71,7 +87,11 @@ class VersionKey:
 @dataclass(frozen=True, slots=True)
 class ViewFile:
     """A shown file: its inode, where it is shown, where its bytes are and which kind of file it is
-    (`musicfs.origins.local.AUDIO` or `COVER`)."""
+    (`musicfs.origins.local.AUDIO` or `COVER`).
+
+    `size`, `mtime_ns` and `ctime_ns` are the origin file's. `span` is set when only part of it is
+    shown: ``(offset, length)`` of the bytes shown (a cover embedded in a track).
+    """
 
     inode: int
     viewpath: bytes
@@ -81,3 +101,4 @@ class ViewFile:
     mtime_ns: int
     ctime_ns: int
     kind: str
+    span: tuple[int, int] | None = None

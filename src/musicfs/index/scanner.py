@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 from musicfs.core.errors import OriginError, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
-from musicfs.core.types import TagSet
 from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.origins.local import AUDIO, FoundFile, LocalOrigin, WalkProblems
-from musicfs.tags import read_tags
+from musicfs.tags import Track, read_track
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +151,19 @@ def _move_key(new: NewFile) -> tuple[int, int, int]:
 
 def _read_tags(
     origin: LocalOrigin, files: list[FoundFile]
-) -> Iterable[tuple[FoundFile, TagSet | Exception | None]]:
-    """Pair each file with its tags (audio), the error reading them, or None (covers).
+) -> Iterable[tuple[FoundFile, Track | Exception | None]]:
+    """Pair each file with its tags and embedded cover (audio), the error reading them, or None (covers).
 
     Tags are read through the origin's checked open, so a file swapped for a FIFO or for a symlink
     leading out after the walk is neither waited on nor read.
     """
 
-    def read(found: FoundFile) -> tuple[FoundFile, TagSet | Exception | None]:
+    def read(found: FoundFile) -> tuple[FoundFile, Track | Exception | None]:
         if found.kind != AUDIO:
             return found, None
         try:
             with origin.open_stream(found.relpath) as stream:
-                return found, read_tags(stream)
+                return found, read_track(stream)
         except (TagReadError, OriginError) as exc:
             return found, exc
         except OSError as exc:
@@ -175,12 +174,14 @@ def _read_tags(
 
 
 def _with_tags(
-    origin: LocalOrigin, pair: tuple[FoundFile, TagSet | Exception | None], report: ScanReport
+    origin: LocalOrigin, pair: tuple[FoundFile, Track | Exception | None], report: ScanReport
 ) -> NewFile:
-    found, tags = pair
-    if isinstance(tags, Exception):
+    found, track = pair
+    if isinstance(track, Exception):
         report.bad_tags += 1
         shown = os.fsdecode(origin.abspath(found.relpath)).encode("utf-8", "backslashreplace").decode()
-        log.warning("cannot read tags of %s (%s); shown under its file name", shown, tags)
-        tags = None
-    return NewFile(found.relpath, found.kind, _version(found), tags)
+        log.warning("cannot read tags of %s (%s); shown under its file name", shown, track)
+        track = None
+    if track is None:
+        return NewFile(found.relpath, found.kind, _version(found), None)
+    return NewFile(found.relpath, found.kind, _version(found), track.tags, track.picture)

@@ -41,6 +41,7 @@ CREATE TABLE files (
     artist TEXT, albumartist TEXT, album TEXT, title TEXT, genre TEXT, date TEXT, year INTEGER,
     track INTEGER, tracktotal INTEGER, disc INTEGER, disctotal INTEGER, compilation INTEGER NOT NULL,
     duration REAL,
+    picture_offset INTEGER, picture_size INTEGER, picture_ext TEXT,
     viewpath BLOB,
     UNIQUE (origin_id, relpath)
 );
@@ -51,6 +52,9 @@ CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
 _MIGRATIONS = {
     1: """
 ALTER TABLE files ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN picture_offset INTEGER;
+ALTER TABLE files ADD COLUMN picture_size INTEGER;
+ALTER TABLE files ADD COLUMN picture_ext TEXT;
 """,
 }
 _RESCAN_ALL = "UPDATE files SET dev = -1"  # no device has that number: every file is read again (dev

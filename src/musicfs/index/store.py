@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicfs.core.types import TagSet, ViewFile
+from musicfs.core.types import EmbeddedPicture, TagSet, ViewFile
 from musicfs.index.schema import open_database
 from musicfs.sqlite import transaction
 
@@ -52,12 +52,14 @@ class StoredFile:
 
 @dataclass(frozen=True, slots=True)
 class NewFile:
-    """A file to insert or update: where it is, its version, its kind and (for audio) its tags."""
+    """A file to insert or update: where it is, its version, its kind and (for audio) its tags and
+    embedded front cover."""
 
     relpath: bytes
     kind: str
     version: FileVersion
     tags: TagSet | None  # None: audio whose tags could not be read, or a cover image
+    picture: EmbeddedPicture | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,17 @@ class Index:
             db.executemany("INSERT INTO dirs VALUES (?, ?)", ((first + i, p) for i, p in enumerate(fresh)))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('layout_key', ?)", (key,))
 
+    def pictures(self, origin_ids: Iterable[int]) -> dict[int, EmbeddedPicture]:
+        """The embedded front covers of the shown tracks of the given origins, by inode."""
+        ids = tuple(origin_ids)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT inode, {', '.join(_PICTURE_COLUMNS)} FROM files WHERE viewpath IS NOT NULL "
+                f"AND picture_size IS NOT NULL AND origin_id IN ({', '.join('?' * len(ids))})",
+                ids,
+            )
+            return {row[0]: EmbeddedPicture(*row[1:]) for row in rows}
+
     def view(self, origin_ids: Iterable[int]) -> tuple[list[ViewFile], dict[bytes, int]]:
         """The shown files of the given origins and the inode of every folder, for a tree snapshot."""
         ids = tuple(origin_ids)
@@ -211,7 +224,8 @@ class Index:
         return files, folders
 
 
-_FILE_COLUMNS = ("relpath", "kind", *_VERSION_COLUMNS, "tags_ok", *_TAG_COLUMNS)
+_PICTURE_COLUMNS = ("picture_offset", "picture_size", "picture_ext")
+_FILE_COLUMNS = ("relpath", "kind", *_VERSION_COLUMNS, "tags_ok", *_TAG_COLUMNS, *_PICTURE_COLUMNS)
 
 
 def _assignments() -> str:
@@ -221,13 +235,22 @@ def _assignments() -> str:
 _version_values = operator.attrgetter(*_VERSION_COLUMNS)
 _tag_values = operator.attrgetter(*_TAG_COLUMNS)
 _NO_TAGS = TagSet()
+_NO_PICTURE = (None, None, None)
 
 
 def _file_values(new: NewFile) -> tuple[object, ...]:
     # attrgetter, not dataclasses.astuple: astuple deep-copies every value and cost most of the
     # time of index writes in a first scan (bench/startup.py).
     tags = new.tags or _NO_TAGS
-    return (new.relpath, new.kind, *_version_values(new.version), new.tags is not None, *_tag_values(tags))
+    picture = _NO_PICTURE if new.picture is None else (new.picture.offset, new.picture.size, new.picture.ext)
+    return (
+        new.relpath,
+        new.kind,
+        *_version_values(new.version),
+        new.tags is not None,
+        *_tag_values(tags),
+        *picture,
+    )
 
 
 def _version(values: tuple[int, ...]) -> FileVersion:

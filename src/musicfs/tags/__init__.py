@@ -3,6 +3,8 @@
 Owns: which file extensions count as audio (`AUDIO_EXTENSIONS`), which file names count as cover art
 (`COVER_NAMES`, `is_cover_name`), and `read_tags`, the one place that knows how each tag format
 (ID3, Vorbis comments, MP4 atoms, APEv2, ASF) names artist, album, track number and the rest.
+`read_track` reads the tags and, in the same parse, finds the track's embedded front cover
+(`musicfs.tags.pictures`).
 
 Concurrency: every function here is pure and thread-safe (no module state is written). `read_tags`
 does blocking file I/O, so async callers must run it in a worker thread (``trio.to_thread``), never
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import mutagen
@@ -28,9 +31,19 @@ from mutagen.id3 import ID3, TCON
 from mutagen.mp4 import MP4Tags
 
 from musicfs.core.errors import TagReadError
-from musicfs.core.types import TagSet
+from musicfs.core.types import EmbeddedPicture, TagSet
+from musicfs.tags.pictures import front_cover
 
-__all__ = ["AUDIO_EXTENSIONS", "COVER_NAMES", "is_cover_name", "parse_number", "parse_year", "read_tags"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "COVER_NAMES",
+    "Track",
+    "is_cover_name",
+    "parse_number",
+    "parse_year",
+    "read_tags",
+    "read_track",
+]
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -105,6 +118,14 @@ def is_cover_name(name: str) -> bool:
     return name.lower() in COVER_NAMES
 
 
+@dataclass(frozen=True, slots=True)
+class Track:
+    """What one read of an audio file tells: its tags and, when it has one, its embedded front cover."""
+
+    tags: TagSet
+    picture: EmbeddedPicture | None = None
+
+
 def read_tags(path: str | bytes | BinaryIO) -> TagSet:
     """Read and normalise the tags of one audio file (blocking I/O: run it in a worker thread).
 
@@ -121,6 +142,20 @@ def read_tags(path: str | bytes | BinaryIO) -> TagSet:
         TagReadError: the file could not be opened or parsed, or mutagen does not know it as
             audio. No other exception escapes, whatever the file holds.
     """
+    return _parse(path, None).tags
+
+
+def read_track(stream: BinaryIO) -> Track:
+    """`read_tags`, and where in the file the track's embedded front cover is (see
+    `musicfs.tags.pictures`), from one parse of an open, seekable file.
+
+    Raises:
+        TagReadError: as `read_tags`. A picture that cannot be located is no error: it is not offered.
+    """
+    return _parse(stream, stream)
+
+
+def _parse(path: str | bytes | BinaryIO, stream: BinaryIO | None) -> Track:
     try:
         audio = mutagen.File(path)
     except Exception as exc:  # mutagen raises many unrelated types on damaged files
@@ -129,9 +164,17 @@ def read_tags(path: str | bytes | BinaryIO) -> TagSet:
         raise TagReadError("not an audio file that mutagen knows")
     try:
         fields = _flatten(audio.tags) if audio.tags is not None else {}
-        return _tagset(fields, getattr(audio.info, "length", None))
+        tags = _tagset(fields, getattr(audio.info, "length", None))
     except Exception as exc:  # a tag value of a shape nobody expected
         raise TagReadError(_reason(exc)) from exc
+    if stream is None:
+        return Track(tags)
+    try:
+        return Track(tags, front_cover(audio, stream))
+    except OSError as exc:
+        raise TagReadError(_reason(exc)) from exc
+    except Exception:  # a damaged tag region: the track keeps its tags, without a picture
+        return Track(tags)
 
 
 def parse_number(text: str | None) -> tuple[int | None, int | None]:
