@@ -20,7 +20,8 @@ class TagSet:
     """The tags of one audio file, normalised; every field may be missing.
 
     Strings are stripped and never empty (a missing value is ``None``). Numbers come from forms like
-    ``"3"`` and ``"3/12"``; ``year`` is the first four-digit year found in the date.
+    ``"3"`` and ``"3/12"``; ``year`` is the first four-digit year found in the date. ``mb_albumid`` is
+    the MusicBrainz release id (lower case), which tells two albums of one name apart.
     """
 
     artist: str | None = None
@@ -36,6 +37,7 @@ class TagSet:
     disctotal: int | None = None
     compilation: bool = False
     duration: float | None = None
+    mb_albumid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ CREATE TABLE files (
     tags_ok INTEGER NOT NULL,
     artist TEXT, albumartist TEXT, album TEXT, title TEXT, genre TEXT, date TEXT, year INTEGER,
     track INTEGER, tracktotal INTEGER, disc INTEGER, disctotal INTEGER, compilation INTEGER NOT NULL,
-    duration REAL,
+    duration REAL, mb_albumid TEXT,
     picture_offset INTEGER, picture_size INTEGER, picture_ext TEXT,
     viewpath BLOB,
     UNIQUE (origin_id, relpath)
@@ -52,6 +52,7 @@ CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
 _MIGRATIONS = {
     1: """
 ALTER TABLE files ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN mb_albumid TEXT;
 ALTER TABLE files ADD COLUMN picture_offset INTEGER;
 ALTER TABLE files ADD COLUMN picture_size INTEGER;
 ALTER TABLE files ADD COLUMN picture_ext TEXT;

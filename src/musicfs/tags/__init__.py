@@ -98,6 +98,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "disc": ("discnumber", "tpos", "disc", "disk", "wm/partofset"),
     "disctotal": ("disctotal", "totaldiscs", "txxx:disctotal", "txxx:totaldiscs"),
     "compilation": ("compilation", "tcmp", "cpil", "wm/iscompilation", "txxx:compilation"),
+    "mb_albumid": (
+        "musicbrainz_albumid",  # Vorbis comments, APEv2
+        "txxx:musicbrainz album id",  # ID3
+        "----:com.apple.itunes:musicbrainz album id",  # MP4
+        "musicbrainz/album id",  # ASF
+    ),
 }
 
 _NUMBER_RE = re.compile(r"\s*0*(\d{1,6})\s*(?:/\s*(?:0*(\d{1,6}))?\s*)?")
@@ -296,6 +302,7 @@ def _tagset(fields: dict[str, list[str]], length: object) -> TagSet:
     track, tracktotal = _number(fields, "track")
     disc, disctotal = _number(fields, "disc")
     compilation = _values(fields, "compilation")
+    release = _values(fields, "mb_albumid")
     duration = float(length) if isinstance(length, (int, float)) else None
     return TagSet(
         artist=_joined(fields, "artist"),
@@ -310,5 +317,6 @@ def _tagset(fields: dict[str, list[str]], length: object) -> TagSet:
         disc=disc,
         disctotal=disctotal or _number(fields, "disctotal")[0],
         compilation=bool(compilation) and compilation[0].lower() in _TRUE_WORDS,
+        mb_albumid=release[0].lower() if release else None,
         duration=duration if duration is not None and math.isfinite(duration) and duration > 0 else None,
     )
