@@ -26,7 +26,7 @@ from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.local import AUDIO, LocalOrigin
 from musicfs.tree.covers import cover_aliases
-from musicfs.tree.layout import layout
+from musicfs.tree.layout import Album, albums, layout
 from musicfs.tree.sanitize import sanitize_component
 from musicfs.tree.snapshot import Tree
 from musicfs.tree.template import Template
@@ -94,6 +94,12 @@ class Library:
             return True
         log.warning("a rescan did not stop within %g s; closing the index anyway", timeout)
         return False
+
+    def albums(self) -> dict[int, Album]:
+        """What the layout decided for each shown track's album, by inode (`musicfs tree --albums`)."""
+        files = one_path_per_track(self.index.indexed_files(self.priority))
+        entries = (_entry(f, self.priority[f.origin_id]) for f in files if f.kind == AUDIO)
+        return albums(entries, self.template)
 
     def _relayout(self) -> None:
         files = self.index.indexed_files(self.priority)

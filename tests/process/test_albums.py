@@ -16,7 +16,7 @@ import numpy as np
 import soundfile
 
 from musicfs.demo import DemoLibrary
-from tests.process.conftest import Spawn, assert_clean_log
+from tests.process.conftest import Spawn, assert_clean_log, musicfs
 
 
 def _track(path: Path, artist: str, album: str, title: str, number: int, **extra: str) -> None:
@@ -177,3 +177,30 @@ def test_an_album_without_a_cover_file_shows_the_picture_its_tracks_embed(
         assert stream.read(10**6) == jpeg[4107:]
         assert stream.read(10) == b""
     assert_clean_log(daemon)
+
+
+def test_tree_albums_shows_each_album_folder_its_tracks_year_release_and_cover_source(tmp_path: Path) -> None:
+    """Issue 13.5: `musicfs tree --albums` shows the grouping it decided, so a user can see why a
+    track landed where it did; bad use is one line and exit 2."""
+    origin = tmp_path / "origin"
+    blue = origin / "Kind of Blue"
+    for number in (1, 2, 3):
+        _track(blue / f"{number}.flac", "Miles Davis", "Kind of Blue", f"Song {number}", number, date="1959")
+    _track(blue / "4.flac", "Miles Davis", "Kind of Blue", "Song 4", 4)  # no date: joins the album
+    (blue / "Folder.jpg").write_bytes(b"\xff\xd8\xff art")
+    first, second = "11111111-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "22222222-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+    _track(origin / "Hits 1" / "1.flac", "ABBA", "Hits", "One", 1, date="1992", musicbrainz_albumid=first)
+    _track(origin / "Hits 2" / "1.flac", "ABBA", "Hits", "One", 1, date="1992", musicbrainz_albumid=second)
+    _track(origin / "Hits 2" / "2.flac", "ABBA", "Hits", "Two", 2, date="1992", musicbrainz_albumid=second)
+    _embed_flac(origin / "Hits 2" / "2.flac", b"\xff\xd8\xff\xe0 embedded" + os.urandom(100))
+
+    done = musicfs("tree", "--albums", "--origin", str(origin))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"ABBA/Hits [11111111] (1992): 1 track, year 1992, release {first}, no cover",
+        f"ABBA/Hits [22222222] (1992): 2 tracks, year 1992, release {second}, "
+        f"cover embedded in {origin / 'Hits 2' / '2.flac'}",
+        f"Miles Davis/Kind of Blue (1959): 4 tracks, year 1959, cover {blue / 'Folder.jpg'}",
+    ]
+    wrong = musicfs("scan", "--albums", "--origin", str(origin), "--state-dir", str(tmp_path / "state"))
+    assert wrong.returncode == 2 and wrong.stderr.strip().splitlines()[-1].startswith("musicfs: error:")

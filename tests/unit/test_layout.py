@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicfs.core.types import TagSet, TrackEntry
-from musicfs.tree.layout import UNKNOWN_ALBUM, UNKNOWN_ARTIST, VARIOUS_ARTISTS, layout
+from musicfs.tree.layout import UNKNOWN_ALBUM, UNKNOWN_ARTIST, VARIOUS_ARTISTS, Album, albums, layout
 from musicfs.tree.sanitize import MAX_NAME_BYTES, SLASH_REPLACEMENT
 from musicfs.tree.template import DEFAULT_TEMPLATE, Template
 
@@ -495,3 +495,17 @@ def test_release_grouping_does_not_depend_on_the_order_of_the_entries() -> None:
     for seed in range(5):
         random.Random(seed).shuffle(entries)
         assert paths(entries) == expected
+
+
+def test_albums_tells_what_the_layout_decided_for_each_track() -> None:
+    entries = [
+        *_hits(FIRST, 1992, 1),
+        *_hits(SECOND, 1992, 11),
+        entry(99, albumartist="ABBA", album="Greatest Hits"),
+    ]
+    decided = albums(entries, DEFAULT)
+    assert decided[1] == Album("ABBA", "Greatest Hits [11111111]", 1992, FIRST)
+    # A tie of releases (two tracks each): the untagged track joins the smallest id.
+    assert decided[99] == decided[1]
+    assert decided[11] == Album("ABBA", "Greatest Hits [22222222]", 1992, SECOND)
+    assert paths(entries)[99].rsplit("/", 1)[0] == "ABBA/Greatest Hits [11111111] (1992)"

@@ -113,7 +113,7 @@ def _file_aliases(tracks: Iterable[ViewFile], covers: Sequence[ViewFile]) -> lis
     for folder, present in sorted(in_folder.items()):
         if any(_stem(posixpath.basename(f.viewpath)) == b"cover" for f in present):
             continue
-        best = min(present, key=_preference)
+        best = min(present, key=lambda f: preference(posixpath.basename(f.viewpath)))
         best = source.get(best.inode, best)
         ext = posixpath.splitext(posixpath.basename(best.relpath))[1].lower()
         add(best, posixpath.join(folder, b"cover" + ext))
@@ -128,7 +128,8 @@ def _stem(name: bytes) -> bytes:
     return posixpath.splitext(name)[0].lower()
 
 
-def _preference(cover: ViewFile) -> tuple[int, bytes]:
-    stem = _stem(posixpath.basename(cover.viewpath)).decode(errors="replace")
+def preference(name: bytes) -> tuple[int, bytes]:
+    """The order in which images of one folder are preferred as its cover (lowest first)."""
+    stem = _stem(name).decode(errors="replace")
     rank = next((i for i, s in enumerate(PREFERRED_STEMS) if stem.startswith(s)), len(PREFERRED_STEMS))
-    return (rank, cover.viewpath)
+    return (rank, name)

@@ -104,16 +104,40 @@ def layout(entries: Iterable[TrackEntry], template: Template) -> dict[int, tuple
     Raises:
         ValueError: two entries share a track_id.
     """
+    tracks, multi_disc, renderer = _prepare(entries, template)
+    shown = {track.entry.track_id: track for track in _shown(tracks, multi_disc)}
+    paths = {track_id: renderer.path(track) for track_id, track in shown.items()}
+    _separate_clashes(paths, shown, renderer)
+    return {track_id: paths[track_id] for track_id in sorted(paths)}
+
+
+class Album(NamedTuple):
+    """What the layout decided for a track's album: the album artist and album shown (with what tells
+    releases apart), the album's year and its MusicBrainz release (None: no track of it has one)."""
+
+    albumartist: str
+    album: str
+    year: int | None
+    release: str | None
+
+
+def albums(entries: Iterable[TrackEntry], template: Template) -> dict[int, Album]:
+    """The album `layout` puts each track in, by track_id, as it rendered its fields (see the module
+    docstring); for showing why a track landed where it did (`musicfs tree --albums`)."""
+    tracks, _, renderer = _prepare(entries, template)
+    return {track.entry.track_id: renderer.album(track) for track in tracks}
+
+
+def _prepare(
+    entries: Iterable[TrackEntry], template: Template
+) -> tuple[list[_Track], set[_AlbumKey], _Renderer]:
+    """The resolved tracks, the multi-disc albums and the renderer of one `layout` call."""
     names: dict[_RawNames, _Names] = {}
     tracks = _with_releases([_track(entry, names) for entry in entries])
     if len({track.entry.track_id for track in tracks}) != len(tracks):
         raise ValueError("two entries share a track_id")
     multi_disc = _multi_disc_albums(tracks)
-    renderer = _Renderer(template, tracks, multi_disc)
-    shown = {track.entry.track_id: track for track in _shown(tracks, multi_disc)}
-    paths = {track_id: renderer.path(track) for track_id, track in shown.items()}
-    _separate_clashes(paths, shown, renderer)
-    return {track_id: paths[track_id] for track_id in sorted(paths)}
+    return tracks, multi_disc, _Renderer(template, tracks, multi_disc)
 
 
 def _track(entry: TrackEntry, names: dict[_RawNames, _Names]) -> _Track:
@@ -225,6 +249,13 @@ class _Renderer:
         fields = self._fields(track)
         stem, ext = self._template.render_file(fields)
         return (*self._render_folders(fields), sanitize_component(stem, ext=ext, suffix=suffix))
+
+    def album(self, track: _Track) -> Album:
+        """The album fields `path` renders for `track`."""
+        fields = self._fields(track)
+        albumartist, album, year = fields["albumartist"], fields["album"], fields["year"]
+        assert isinstance(albumartist, str) and isinstance(album, str) and not isinstance(year, str)
+        return Album(albumartist, album, year, track.album[2])
 
     def _render_folders(self, fields: dict[str, FieldValue]) -> _Path:
         """The valid folders for `fields`, rendered once per distinct value of the folder fields."""
