@@ -3,9 +3,10 @@
 Owns: choosing the picture a track offers as its album's cover and finding the byte range of that
 picture's image in the file, for the formats that store it as it is: FLAC `PICTURE` blocks (also
 after an ID3 header), ID3v2 `APIC` frames at the start of a file (MP3 and the like) and MP4 `covr`
-atoms. The range is found by reading the region of the file the tag occupies and looking there for
-the bytes mutagen decoded, so a range is only ever given when the file holds exactly those bytes
-there. Pictures stored encoded give no range: Vorbis comments' `METADATA_BLOCK_PICTURE` (base64, split
+atoms. The range is only ever given where the file holds the bytes mutagen decoded: for ID3 and MP4
+it is found by looking for them in the region the tag occupies; for FLAC it is read from the blocks'
+own structure and checked by its length and its first and last bytes (looking for a whole picture
+cost a second read of it: 4x mutagen's parse for a 500 KB image, against 1.13x now). Pictures stored encoded give no range: Vorbis comments' `METADATA_BLOCK_PICTURE` (base64, split
 over Ogg pages), unsynchronised or compressed ID3 frames. Only JPEG and PNG images are offered (the
 names players look for are `cover.jpg` and `cover.png`), told by their first bytes, not by the MIME
 type a tagger wrote.
@@ -31,7 +32,9 @@ __all__ = ["front_cover"]
 
 FRONT_COVER = 3
 OTHER = 0
+PROBE = 256  # how many first bytes of a picture are looked for before comparing all of it
 MAX_REGION = 64 << 20  # never read more than this to find a picture (a tag this large is damaged)
+_FLAC_PICTURE = 6  # the metadata block type
 _KINDS = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
 _COVR_PATH = (b"moov", b"udta", b"meta", b"ilst", b"covr")
 
@@ -48,27 +51,54 @@ def front_cover(audio: Any, stream: BinaryIO) -> EmbeddedPicture | None:
         encoded so that no byte range of the file holds it).
     """
     if isinstance(audio, FLAC):
-        found = _choose((p.type, p.data) for p in audio.pictures)
-        region = _flac_metadata(stream)
-    elif isinstance(audio.tags, ID3):
+        return _flac_front_cover(audio, stream)
+    if isinstance(audio.tags, ID3):
         tags: Any = audio.tags
         found = _choose((frame.type, frame.data) for frame in tags.getall("APIC"))
-        region = _id3_region(stream, audio.tags)
+        locate = _id3_region
     elif isinstance(audio, MP4) and isinstance(audio.tags, MP4Tags):
         covers: Any = dict(audio.tags).get("covr", [])
         found = bytes(covers[0]) if covers else None
-        region = _mp4_covr(stream)
+        locate = _mp4_covr
     else:
         return None
-    if found is None or region is None:
+    if found is None:
         return None
-    kind = next((ext for magic, ext in _KINDS if found.startswith(magic)), None)
-    if kind is None:
+    kind = _kind(found)
+    region = locate(stream) if kind is not None else None
+    if kind is None or region is None:
         return None
     start, length = region
     stream.seek(start)
-    at = stream.read(min(length, MAX_REGION)).find(found)
+    at = _find(stream.read(min(length, MAX_REGION)), found)
     return None if at < 0 else EmbeddedPicture(start + at, len(found), kind)
+
+
+def _find(region: bytes, data: bytes) -> int:
+    """Where `data` starts in `region`, or -1. Looks for its first bytes, then compares the rest:
+    searching for a whole picture at once cost ~1 ms per 500 KB, seven times mutagen's parse."""
+    probe = data[:PROBE]
+    at = region.find(probe)
+    while at >= 0 and region[at : at + len(data)] != data:
+        at = region.find(probe, at + 1)
+    return at
+
+
+def _flac_front_cover(audio: FLAC, stream: BinaryIO) -> EmbeddedPicture | None:
+    """A FLAC's picture is located by its blocks' structure: no second read of the image."""
+    pictures: Any = audio.pictures
+    chosen = _choose((p.type, p.data) for p in pictures)
+    kind = _kind(chosen)
+    if chosen is None or kind is None:
+        return None
+    for offset, length in _flac_pictures(stream):
+        if length == len(chosen) and _same(stream, offset, chosen):
+            return EmbeddedPicture(offset, length, kind)
+    return None
+
+
+def _kind(data: bytes | None) -> str | None:
+    return None if data is None else next((ext for magic, ext in _KINDS if data.startswith(magic)), None)
 
 
 def _choose(pictures: Iterable[tuple[int, bytes]]) -> bytes | None:
@@ -81,35 +111,68 @@ def _choose(pictures: Iterable[tuple[int, bytes]]) -> bytes | None:
     return other
 
 
-def _flac_metadata(stream: BinaryIO) -> tuple[int, int] | None:
-    """The range of a FLAC file's metadata blocks (after an ID3 header, if any)."""
+def _flac_pictures(stream: BinaryIO) -> list[tuple[int, int]]:
+    """Where the image data of each PICTURE block of a FLAC file is: ``(offset, length)``, in order
+    (the blocks follow "fLaC", itself after an ID3 header if there is one)."""
     stream.seek(0)
-    start = 0
+    position = 0
     head = stream.read(10)
     if head.startswith(b"ID3") and len(head) == 10:
-        start = 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
-        stream.seek(start)
+        position = 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
+        stream.seek(position)
         head = stream.read(4)
     if not head.startswith(b"fLaC"):
-        return None
-    position = start + 4
-    while position - start < MAX_REGION:
+        return []
+    position += 4
+    found: list[tuple[int, int]] = []
+    while True:
         stream.seek(position)
         block = stream.read(4)
         if len(block) < 4:
-            return None
-        position += 4 + int.from_bytes(block[1:4], "big")
+            return found
+        length = int.from_bytes(block[1:4], "big")
+        if block[0] & 0x7F == _FLAC_PICTURE:
+            where = _flac_picture_data(stream, position + 4, length)
+            if where is not None:
+                found.append(where)
+        position += 4 + length
         if block[0] & 0x80:  # the last metadata block
-            return start, position - start
-    return None
+            return found
 
 
-def _id3_region(stream: BinaryIO, tags: ID3) -> tuple[int, int] | None:
+def _flac_picture_data(stream: BinaryIO, start: int, length: int) -> tuple[int, int] | None:
+    """The image inside a PICTURE block's body: type, MIME and description (each length-prefixed),
+    four numbers, then the data's length and the data."""
+    stream.seek(start + 4)
+    offset = start + 4
+    for _ in range(2):  # the MIME type, then the description
+        size = int.from_bytes(stream.read(4), "big")
+        offset += 4 + size
+        stream.seek(offset)
+    offset += 16
+    stream.seek(offset)
+    size = int.from_bytes(stream.read(4), "big")
+    offset += 4
+    return (offset, size) if offset + size <= start + length else None
+
+
+def _same(stream: BinaryIO, offset: int, data: bytes) -> bool:
+    """Whether the file holds `data` at `offset`, judged by its first and last bytes (the range was
+    found by the file's own structure; this guards against reading that structure wrongly)."""
+    stream.seek(offset)
+    if stream.read(PROBE) != data[:PROBE]:
+        return False
+    stream.seek(offset + max(0, len(data) - PROBE))
+    return stream.read(PROBE) == data[-PROBE:]
+
+
+def _id3_region(stream: BinaryIO) -> tuple[int, int] | None:
     """The range of an ID3v2 tag at the start of the file (one appended at the end is not looked at)."""
     stream.seek(0)
-    if stream.read(3) != b"ID3":
+    head = stream.read(10)
+    if len(head) < 10 or not head.startswith(b"ID3"):
         return None
-    return 0, int(tags.size)
+    return 0, 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
 
 
 def _mp4_covr(stream: BinaryIO) -> tuple[int, int] | None:
