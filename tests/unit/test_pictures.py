@@ -119,3 +119,21 @@ def test_no_range_for_a_picture_stored_encoded_nor_for_an_image_players_do_not_t
 def test_a_track_without_pictures_has_none(library: DemoLibrary, tmp_path: Path) -> None:
     for suffix in (".flac", ".mp3", ".m4a", ".ogg", ".opus", ".wav", ".aiff"):
         assert _picture(_copy(library, suffix, tmp_path)) is None, suffix
+
+
+@pytest.mark.parametrize("size", [4, 100, 255, 256, 257, 511, 512, 513])
+def test_pictures_smaller_than_the_probe_or_near_it_are_found_exactly(
+    library: DemoLibrary, tmp_path: Path, size: int
+) -> None:
+    data = (JPEG * 2)[:size]
+    flac = _copy(library, ".flac", tmp_path)
+    audio: Any = mutagen.flac.FLAC(flac)
+    audio.add_picture(_flac_picture(data, 3))
+    audio.save()
+    mp3 = _copy(library, ".mp3", tmp_path)
+    tags: Any = mutagen.id3.ID3(mp3)
+    tags.add(mutagen.id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="", data=data))
+    tags.save()
+    for path in (flac, mp3):
+        picture = _picture(path)
+        assert picture is not None and picture.size == size and _bytes_at(path, picture) == data, path

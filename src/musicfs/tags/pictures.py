@@ -6,7 +6,8 @@ after an ID3 header), ID3v2 `APIC` frames at the start of a file (MP3 and the li
 atoms. The range is only ever given where the file holds the bytes mutagen decoded: for ID3 and MP4
 it is found by looking for them in the region the tag occupies; for FLAC it is read from the blocks'
 own structure and checked by its length and its first and last bytes (looking for a whole picture
-cost a second read of it: 4x mutagen's parse for a 500 KB image, against 1.13x now). Pictures stored encoded give no range: Vorbis comments' `METADATA_BLOCK_PICTURE` (base64, split
+cost a second read of it: 4x mutagen's parse for a 500 KB image, against 1.13x now).
+Pictures stored encoded give no range: Vorbis comments' `METADATA_BLOCK_PICTURE` (base64, split
 over Ogg pages), unsynchronised or compressed ID3 frames. Only JPEG and PNG images are offered (the
 names players look for are `cover.jpg` and `cover.png`), told by their first bytes, not by the MIME
 type a tagger wrote.
@@ -159,11 +160,12 @@ def _flac_picture_data(stream: BinaryIO, start: int, length: int) -> tuple[int, 
 def _same(stream: BinaryIO, offset: int, data: bytes) -> bool:
     """Whether the file holds `data` at `offset`, judged by its first and last bytes (the range was
     found by the file's own structure; this guards against reading that structure wrongly)."""
+    probe = min(PROBE, len(data))
     stream.seek(offset)
-    if stream.read(PROBE) != data[:PROBE]:
+    if stream.read(probe) != data[:probe]:
         return False
-    stream.seek(offset + max(0, len(data) - PROBE))
-    return stream.read(PROBE) == data[-PROBE:]
+    stream.seek(offset + len(data) - probe)
+    return stream.read(probe) == data[len(data) - probe :]
 
 
 def _id3_region(stream: BinaryIO) -> tuple[int, int] | None:
