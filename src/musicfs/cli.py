@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
     tree = commands.add_parser("tree", help="print the layout the mount would show, without mounting")
     _library_arguments(tree, with_state=False)
+    tree.add_argument(
+        "--albums",
+        action="store_true",
+        help="one line per album folder: its tracks, the year and release chosen, where its cover comes from",
+    )
 
     unmount = commands.add_parser(
         "unmount", help="stop the MusicFS serving MOUNTPOINT, or clean a dead mount"
@@ -174,7 +179,7 @@ def _run(args: argparse.Namespace, wrap_origin: OriginWrapper | None = None) -> 
             for report in app.scan(library):
                 print(report.summary())
     elif args.command == "tree":
-        _print_tree(config)
+        _print_tree(config, albums=args.albums)
     return 0
 
 
@@ -260,10 +265,11 @@ def _control(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_tree(config: Config) -> None:
+def _print_tree(config: Config, *, albums: bool) -> None:
     from dataclasses import replace
 
     from musicfs.daemon import app
+    from musicfs.tree.albums import album_lines
 
     with (
         tempfile.TemporaryDirectory(prefix="musicfs-tree-") as scratch,
@@ -271,6 +277,10 @@ def _print_tree(config: Config) -> None:
         app.open_instance(replace(config, state_dir=Path(scratch))) as library,
     ):
         app.scan(library)
+        if albums:
+            roots = {origin.origin_id: origin.root for origin in library.origins}
+            sys.stdout.writelines(line + "\n" for line in album_lines(library.tree, library.albums(), roots))
+            return
         files, _ = library.index.view(library.priority)
         for path in sorted(f.viewpath for f in files):
             sys.stdout.write(os.fsdecode(path) + "\n")

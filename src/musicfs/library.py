@@ -25,6 +25,7 @@ from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
 from musicfs.core.types import TagSet, TrackEntry
+from musicfs.index.links import one_path_per_track
 from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
@@ -32,14 +33,14 @@ from musicfs.origins.base import Origin
 from musicfs.origins.local import LocalOrigin
 from musicfs.origins.states import OriginStates
 from musicfs.tree.covers import cover_aliases
-from musicfs.tree.layout import layout
+from musicfs.tree.layout import Album, albums, layout
 from musicfs.tree.sanitize import sanitize_component
 from musicfs.tree.snapshot import Tree
 from musicfs.tree.template import Template
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 3  # bump when the layout rules change, so stored layouts are recomputed
+LAYOUT_VERSION = 4  # bump when the layout rules change, so stored layouts are recomputed
 PublishListener = Callable[[Tree, Tree], None]
 OriginWrapper = Callable[[Origin], Origin]
 
@@ -115,21 +116,30 @@ class Library:
         log.warning("a rescan did not stop within %g s; closing the index anyway", timeout)
         return False
 
+    def albums(self) -> dict[int, Album]:
+        """What the layout decided for each shown track's album, by inode (`musicfs tree --albums`)."""
+        files = one_path_per_track(self.index.indexed_files(self.priority))
+        entries = (_entry(f, self.priority[f.origin_id]) for f in files if f.kind == AUDIO)
+        return albums(entries, self.template)
+
     def _relayout(self) -> None:
         files = self.index.indexed_files(self.priority)
+        shown = one_path_per_track(files)
         placed = layout(
-            (_entry(f, self.priority[f.origin_id]) for f in files if f.kind == AUDIO), self.template
+            (_entry(f, self.priority[f.origin_id]) for f in shown if f.kind == AUDIO), self.template
         )
         viewpaths: dict[int, bytes | None] = {f.inode: None for f in files}
         viewpaths.update((inode, "/".join(parts).encode()) for inode, parts in placed.items())
-        _place_covers(files, viewpaths)
+        _place_covers(shown, viewpaths)
         fault_point("layout.save")
         self.index.save_layout(viewpaths, _folders(viewpaths.values()), self._layout_key)
 
     def _publish(self) -> Tree:
         files, folders = self.index.view(self.priority)
         tracks = [f for f in files if f.kind == AUDIO]
-        aliases = cover_aliases(tracks, [f for f in files if f.kind != AUDIO])
+        aliases = cover_aliases(
+            tracks, [f for f in files if f.kind != AUDIO], self.index.pictures(self.priority)
+        )
         new = Tree.build([*files, *aliases], folders, track_count=len(tracks))
         fault_point("tree.publish")
         old, self.tree = self.tree, new

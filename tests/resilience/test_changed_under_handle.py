@@ -15,7 +15,7 @@ import pyfuse3
 import pytest
 import trio
 
-from musicfs.core.kinds import AUDIO
+from musicfs.core.kinds import AUDIO, COVER
 from musicfs.core.types import ViewFile
 from musicfs.fs.operations import MusicOperations
 from musicfs.origins.gateway import OriginGateway
@@ -23,6 +23,7 @@ from musicfs.origins.local import LocalOrigin
 from musicfs.tree.snapshot import Tree
 
 INODES = {"a.flac": 10, "b.flac": 11}
+ALIAS = 12
 
 
 def _tree(origin: Path, *names: str) -> Tree:
@@ -83,3 +84,45 @@ def _open_files_under(folder: Path) -> list[str]:
         if target.startswith(str(folder)):
             held.append(target)
     return held
+
+
+@pytest.mark.allow_log(r"open failed: .* changed since the last scan")
+@pytest.mark.failure_mode("7.1")
+def test_an_embedded_cover_of_a_track_changed_since_the_scan_is_eio_not_other_bytes(tmp_path: Path) -> None:
+    """A cover embedded in a track is a byte range found by the last scan: once the track is
+    rewritten (its picture may be elsewhere now) an open answers EIO until a rescan shows the new
+    range; before that, reads give exactly the range, clipped at its end."""
+    picture = b"\xff\xd8\xff" + os.urandom(3000)
+    (tmp_path / "a.flac").write_bytes(b"head" * 100 + picture + b"audio" * 1000)
+    found = os.stat(tmp_path / "a.flac")
+    cover = ViewFile(
+        ALIAS,
+        b"A/cover.jpg",
+        1,
+        b"a.flac",
+        found.st_size,
+        found.st_mtime_ns,
+        found.st_ctime_ns,
+        COVER,
+        span=(400, len(picture)),
+    )
+    tree = Tree.build([cover], {b"A": 2})
+    assert tree.get(ALIAS) is not None and tree.get(ALIAS).size == len(picture)  # type: ignore[union-attr]
+    gateway = OriginGateway(LocalOrigin(1, os.fsencode(tmp_path)), timeout=5.0)
+    ops = MusicOperations(lambda: tree, {1: gateway}, 1.0)
+
+    async def main() -> tuple[bytes, bytes, int]:
+        fh = (await ops.open(ALIAS, os.O_RDONLY, None)).fh
+        whole = await ops.read(fh, 0, 1 << 20)
+        past = await ops.read(fh, len(picture), 10)
+        await ops.release(fh)
+        (tmp_path / "a.flac").write_bytes(b"retagged" * 200 + picture + b"audio" * 1000)
+        try:
+            await ops.open(ALIAS, os.O_RDONLY, None)
+            answer = 0
+        except pyfuse3.FUSEError as error:
+            answer = error.errno
+        return whole, past, answer
+
+    assert trio.run(main) == (picture, b"", errno.EIO)
+    assert not _open_files_under(tmp_path)

@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Sequence
 
 from musicfs.core.kinds import AUDIO, COVER
-from musicfs.core.types import ViewFile
+from musicfs.core.types import EmbeddedPicture, ViewFile
 from musicfs.tree.covers import ALIAS_BASE, cover_aliases
 
 
@@ -70,3 +70,33 @@ def test_aliases_are_stable_across_calls_and_never_taken_names() -> None:
     taken = {f.viewpath for f in files}
     assert not taken & {a.viewpath for a in first}
     assert {posixpath.basename(a.viewpath) for a in first} == {b"cover.jpg"}
+
+
+def test_a_folder_without_art_shows_the_picture_of_its_first_track_by_name_that_embeds_one() -> None:
+    tracks = [
+        _file(5, b"A/B/03 z.flac", b"d/3.flac"),
+        _file(4, b"A/B/02 y.flac", b"d/2.flac"),
+        _file(2, b"A/B/01 x.flac", b"d/1.flac"),  # no picture
+        _file(6, b"A/C/01 w.flac", b"e/1.flac"),
+    ]
+    pictures = {
+        5: EmbeddedPicture(100, 50, "png"),
+        4: EmbeddedPicture(200, 60, "jpg"),
+        6: EmbeddedPicture(9, 8, "jpg"),
+    }
+    found = {a.viewpath: a for a in cover_aliases(tracks, [], pictures)}
+    assert sorted(found) == [b"A/B/cover.jpg", b"A/C/cover.jpg"]
+    cover = found[b"A/B/cover.jpg"]
+    assert (cover.relpath, cover.span, cover.kind) == (b"d/2.flac", (200, 60), COVER)
+    assert cover.inode >= ALIAS_BASE and cover.inode != found[b"A/C/cover.jpg"].inode
+
+
+def test_a_folder_with_any_image_shows_no_embedded_picture() -> None:
+    files = [
+        _file(2, b"A/B/01 x.flac", b"d/1.flac"),
+        _file(3, b"A/B/back.png", b"d/back.png"),  # not a preferred name, but art all the same
+        _file(4, b"A/C/01 x.flac", b"d/2.flac"),  # beside the same origin cover: gets an alias of it
+    ]
+    tracks, covers = _split(files)
+    pictures = {2: EmbeddedPicture(100, 50, "jpg"), 4: EmbeddedPicture(100, 50, "jpg")}
+    assert all(a.span is None for a in cover_aliases(tracks, covers, pictures))

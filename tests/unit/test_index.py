@@ -17,6 +17,7 @@ from musicfs.index.scanner import scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.library import Library
+from musicfs.origins.base import WalkProblems
 from musicfs.origins.local import LocalOrigin
 
 
@@ -112,7 +113,7 @@ def test_missing_origin_is_unavailable_not_deleted(library_copy: Path, tmp_path:
     assert len(index.stored_files(1)) == known
 
 
-@pytest.mark.allow_log(r"folder already visited \(symlink loop\?\)")
+@pytest.mark.allow_log(r"a symlink loop")
 def test_symlink_loop_is_skipped(library_copy: Path, tmp_path: Path) -> None:
     (library_copy / "Music" / "loop").symlink_to("..")
     index = _index(tmp_path)
@@ -218,3 +219,51 @@ def test_index_with_bytes_flipped_after_a_clean_close_is_set_aside(
     reopened.close()
     assert [r.levelname for r in caplog.records] == ["WARNING"] and "set aside" in caplog.text
     assert list(tmp_path.glob("index.sqlite.old-*"))
+
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE origins (id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE);
+CREATE TABLE files (
+    inode INTEGER PRIMARY KEY, origin_id INTEGER NOT NULL REFERENCES origins(id), relpath BLOB NOT NULL,
+    kind TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    dev INTEGER NOT NULL, ino INTEGER NOT NULL, tags_ok INTEGER NOT NULL,
+    artist TEXT, albumartist TEXT, album TEXT, title TEXT, genre TEXT, date TEXT, year INTEGER,
+    track INTEGER, tracktotal INTEGER, disc INTEGER, disctotal INTEGER, compilation INTEGER NOT NULL,
+    duration REAL, viewpath BLOB, UNIQUE (origin_id, relpath)
+);
+CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
+INSERT INTO meta VALUES ('next_inode', '2');
+PRAGMA user_version = 1;
+"""
+
+
+def test_an_index_of_schema_1_is_migrated_keeping_inodes_and_every_file_is_read_again(
+    library_copy: Path, tmp_path: Path
+) -> None:
+    """The upgrade from the first released schema: no rebuild, no new inodes, every tag read again."""
+    path = tmp_path / "index.sqlite"
+    found = sorted(LocalOrigin(1, os.fsencode(library_copy)).walk(WalkProblems()), key=lambda f: f.relpath)
+    before = {f.relpath: inode for inode, f in enumerate(found, start=10)}
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_1)
+    with db:
+        db.execute("INSERT INTO origins VALUES (1, ?)", (os.fsencode(library_copy),))
+        db.executemany(
+            "INSERT INTO files (inode, origin_id, relpath, kind, size, mtime_ns, ctime_ns, dev, ino, "
+            "tags_ok, compilation) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            [
+                (before[f.relpath], f.relpath, f.kind, f.size, f.mtime_ns, f.ctime_ns, f.dev, f.ino)
+                for f in found
+            ],
+        )
+        db.execute("UPDATE meta SET value = ? WHERE key = 'next_inode'", (str(10 + len(found)),))
+    db.close()
+    index = Index(path)
+    assert not list(tmp_path.glob("index.sqlite.old-*"))
+    report = scan_origin(index, _origin(index, library_copy))
+    assert report.changed == len(before) and report.added == report.removed == 0
+    assert {relpath: row.inode for relpath, row in index.stored_files(1).items()} == before
+    tagged = [f for f in index.indexed_files([1]) if f.tags is not None]
+    assert any(f.tags.title for f in tagged if f.tags is not None)  # read again, not kept from schema 1
+    index.close()

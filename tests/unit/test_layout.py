@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musicfs.core.types import TagSet, TrackEntry
-from musicfs.tree.layout import UNKNOWN_ALBUM, UNKNOWN_ARTIST, VARIOUS_ARTISTS, layout
+from musicfs.tree.layout import UNKNOWN_ALBUM, UNKNOWN_ARTIST, VARIOUS_ARTISTS, Album, albums, layout
 from musicfs.tree.sanitize import MAX_NAME_BYTES, SLASH_REPLACEMENT
 from musicfs.tree.template import DEFAULT_TEMPLATE, Template
 
@@ -434,3 +434,78 @@ def test_an_album_without_repeated_track_numbers_is_always_one_folder(years: lis
         for n, year in enumerate(years)
     ]
     assert len({p.rsplit("/", 1)[0] for p in paths(entries).values()}) == 1
+
+
+# Releases: MusicBrainz album ids (issue 13.1)
+
+FIRST = "11111111-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+SECOND = "22222222-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+
+
+def _hits(release: str | None, year: int | None, first_id: int, count: int = 2) -> list[TrackEntry]:
+    return [
+        entry(
+            first_id + n,
+            albumartist="ABBA",
+            album="Greatest Hits",
+            title=f"Song {n}",
+            track=n + 1,
+            year=year,
+            mb_albumid=release,
+        )
+        for n in range(count)
+    ]
+
+
+def _folders(result: dict[int, str]) -> dict[int, str]:
+    return {track_id: p.rsplit("/", 1)[0] for track_id, p in result.items()}
+
+
+def test_two_releases_of_one_name_and_year_are_two_folders_told_apart_by_their_ids() -> None:
+    folders = _folders(paths([*_hits(FIRST, 1992, 1), *_hits(SECOND, 1992, 11, count=3)]))
+    assert {folders[n] for n in (1, 2)} == {"ABBA/Greatest Hits [11111111] (1992)"}
+    assert {folders[n] for n in (11, 12, 13)} == {"ABBA/Greatest Hits [22222222] (1992)"}
+
+
+def test_releases_of_different_years_need_no_more_than_the_template_year() -> None:
+    folders = _folders(paths([*_hits(FIRST, 1975, 1), *_hits(SECOND, 1992, 11)]))
+    assert set(folders.values()) == {"ABBA/Greatest Hits (1975)", "ABBA/Greatest Hits (1992)"}
+    without_year = Template.parse("{albumartist}/{album}/{track:02} {title}.{ext}")
+    folders = _folders(paths([*_hits(FIRST, 1975, 1), *_hits(SECOND, 1992, 11)], without_year))
+    assert set(folders.values()) == {"ABBA/Greatest Hits [1975]", "ABBA/Greatest Hits [1992]"}
+
+
+def test_a_track_without_a_release_id_joins_the_release_of_its_name_with_most_tracks() -> None:
+    untagged = entry(99, albumartist="abba", album="GREATEST HITS", title="Loose", track=9, year=1992)
+    folders = _folders(paths([*_hits(FIRST, 1992, 1), *_hits(SECOND, 1992, 11, count=3), untagged]))
+    assert folders[99] == folders[11]
+    alone = _folders(
+        paths([*_hits(FIRST, None, 1), replace(untagged, tags=replace(untagged.tags, year=None))])
+    )
+    assert set(alone.values()) == {"ABBA/Greatest Hits"}  # one release: no suffix, one folder
+
+
+def test_release_grouping_does_not_depend_on_the_order_of_the_entries() -> None:
+    entries = [
+        *_hits(FIRST, 1992, 1),
+        *_hits(SECOND, 1992, 11),
+        entry(99, albumartist="ABBA", album="Greatest Hits"),
+    ]
+    expected = paths(entries)
+    for seed in range(5):
+        random.Random(seed).shuffle(entries)
+        assert paths(entries) == expected
+
+
+def test_albums_tells_what_the_layout_decided_for_each_track() -> None:
+    entries = [
+        *_hits(FIRST, 1992, 1),
+        *_hits(SECOND, 1992, 11),
+        entry(99, albumartist="ABBA", album="Greatest Hits"),
+    ]
+    decided = albums(entries, DEFAULT)
+    assert decided[1] == Album("ABBA", "Greatest Hits [11111111]", 1992, FIRST)
+    # A tie of releases (two tracks each): the untagged track joins the smallest id.
+    assert decided[99] == decided[1]
+    assert decided[11] == Album("ABBA", "Greatest Hits [22222222]", 1992, SECOND)
+    assert paths(entries)[99].rsplit("/", 1)[0] == "ABBA/Greatest Hits [11111111] (1992)"

@@ -167,7 +167,7 @@ def test_tags_read_through_the_checked_open_match_reading_the_path(library_copy:
 
 
 @pytest.mark.allow_log(
-    r"cannot stat .*dangling\.flac", r"a symlink leading outside the origin", r"folder already visited"
+    r"cannot stat .*dangling\.flac", r"a symlink leading outside the origin", r"a symlink loop"
 )
 def test_walk_problems_are_logged_once_over_rescans(
     library_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -216,3 +216,28 @@ def test_an_origin_reached_through_a_symlink_that_is_moved_keeps_serving(
     link.unlink()
     link.symlink_to(second)  # the admin points the origin at another disk
     assert _read(origin, TRACK) == b"the second disk's bytes"
+
+
+def test_a_folder_reached_through_a_symlink_is_walked_at_its_real_path(
+    library_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.3: a symlink to a folder the walk also reaches without one does not take its place
+    (whatever their names' order), and is no problem worth a warning; links to files are marked."""
+    (library_copy / "A link").symlink_to("Music")  # sorts before Music
+    (library_copy / "Music" / "zz link.ogg").symlink_to(os.fsdecode(TRACK).removeprefix("Music/"))
+    with caplog.at_level(logging.DEBUG, logger="musicfs"):
+        found = {f.relpath: f for f in _origin(library_copy).walk(WalkProblems())}
+    assert not any(path.startswith(b"A link/") for path in found)
+    assert TRACK in found and not found[TRACK].linked
+    link = found[b"Music/zz link.ogg"]
+    assert link.linked and (link.dev, link.ino) == (found[TRACK].dev, found[TRACK].ino)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_folder_reachable_only_through_a_symlink_is_walked_through_it(library_copy: Path) -> None:
+    hidden = library_copy / ".attic"
+    hidden.mkdir()
+    (library_copy / "Music").rename(hidden / "Music")
+    (library_copy / "Music").symlink_to(".attic/Music")
+    found = {f.relpath: f for f in _origin(library_copy).walk(WalkProblems())}
+    assert TRACK in found and found[TRACK].linked

@@ -19,6 +19,7 @@ class Shown:
     size: int = 10
     mtime_ns: int = 5
     ctime_ns: int = 5
+    span: tuple[int, int] | None = None
 
 
 FOLDERS = {b"A": 100, b"A/B": 101, b"C": 102}

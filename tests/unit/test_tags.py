@@ -350,3 +350,32 @@ def test_damaged_real_files_give_tags_or_tag_read_error(
     path = tmp_path / f"damaged{source.suffix}"
     path.write_bytes(bytes(data[: max(1, int(cut * len(data)))]))
     assert _read_outcome(path) in ("tags", "error")
+
+
+MB_ALBUM = "5b11f4ce-a62d-471e-81fc-a69a8278c7da"
+
+
+@pytest.mark.parametrize("name", ["01 hunter.flac", "track1.ogg", "01 - 夜明け.mp3", "ABCD.m4a"])
+def test_the_musicbrainz_album_id_is_read_as_picard_writes_it(
+    library: DemoLibrary, tmp_path: Path, name: str
+) -> None:
+    """Issue 13.1: the release id tells two albums of one name apart; each format names it its own way."""
+    path = _copy(library, name, tmp_path)
+    audio: Any = mutagen.File(path)
+    if name.endswith(".mp3"):
+        audio.tags.add(mutagen.id3.TXXX(encoding=3, desc="MusicBrainz Album Id", text=[MB_ALBUM]))
+    elif name.endswith(".m4a"):
+        audio.tags["----:com.apple.iTunes:MusicBrainz Album Id"] = [MB_ALBUM.encode()]
+    else:
+        audio.tags["MUSICBRAINZ_ALBUMID"] = MB_ALBUM
+    audio.save()
+    assert read_tags(path).mb_albumid == MB_ALBUM
+    assert read_tags(_by_name(library, name).path).mb_albumid is None
+
+
+def test_musicbrainz_ids_in_apev2_and_asf_are_read() -> None:
+    asf: Any = mutagen.asf
+    tags = asf.ASFTags()
+    tags["MusicBrainz/Album Id"] = MB_ALBUM
+    assert _tagset(_flatten(tags), None).mb_albumid == MB_ALBUM
+    assert _tagset({"musicbrainz_albumid": [MB_ALBUM.upper()]}, None).mb_albumid == MB_ALBUM

@@ -86,6 +86,13 @@ class OriginFileRefused(OriginError):
     errno = errno.EACCES
 
 
+class OriginFileChanged(OriginError):
+    """The file changed since the scan that found the part of it a view file shows (an embedded
+    cover): that part may be elsewhere now, so nothing is served until the next scan."""
+
+    errno = errno.EIO
+
+
 class OriginFileNotRegular(OriginError):
     """A FIFO, socket, device or folder stands where a track was; it is never opened."""
 

@@ -9,8 +9,6 @@ Concurrency: constants and pure functions.
 
 from __future__ import annotations
 
-import os
-
 AUDIO = "audio"
 COVER = "cover"
 
@@ -73,6 +71,6 @@ def kind_of(name: bytes) -> str | None:
     """AUDIO, COVER, or None (not shown) for a bare file name."""
     if name.lower().endswith(_AUDIO_SUFFIXES):
         return AUDIO
-    if is_cover_name(os.fsdecode(name)):
+    if is_cover_name(name.decode(errors="replace")):  # cover names are ASCII
         return COVER
     return None

@@ -1,7 +1,8 @@
 """Plain value types shared by all layers.
 
-Owns: `TagSet` (what a track's tags say), `TrackEntry` (a track as the tree layer sees it), `ViewFile`
-(a shown file as the index stores it and the tree shows it) and `VersionKey`.
+Owns: `TagSet` (what a track's tags say), `EmbeddedPicture` (where a track's embedded cover is),
+`TrackEntry` (a track as the tree layer sees it), `ViewFile` (a shown file as the index stores it and
+the tree shows it) and `VersionKey`.
 Concurrency: every type here is immutable (frozen dataclasses) and safe to share between threads.
 """
 
@@ -15,7 +16,8 @@ class TagSet:
     """The tags of one audio file, normalised; every field may be missing.
 
     Strings are stripped and never empty (a missing value is ``None``). Numbers come from forms like
-    ``"3"`` and ``"3/12"``; ``year`` is the first four-digit year found in the date.
+    ``"3"`` and ``"3/12"``; ``year`` is the first four-digit year found in the date. ``mb_albumid`` is
+    the MusicBrainz release id (lower case), which tells two albums of one name apart.
     """
 
     artist: str | None = None
@@ -31,6 +33,22 @@ class TagSet:
     disctotal: int | None = None
     compilation: bool = False
     duration: float | None = None
+    mb_albumid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedPicture:
+    """The image of a track's embedded front cover, as its bytes lie in the track's file.
+
+    Attributes:
+        offset: where the image starts in the file.
+        size: its length in bytes.
+        ext: what kind of image it is, as a file extension: ``"jpg"`` or ``"png"``.
+    """
+
+    offset: int
+    size: int
+    ext: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +85,11 @@ class VersionKey:
 @dataclass(frozen=True, slots=True)
 class ViewFile:
     """A shown file: its inode, where it is shown, where its bytes are and which kind of file it is
-    (`musicfs.core.kinds.AUDIO` or `COVER`)."""
+    (`musicfs.core.kinds.AUDIO` or `COVER`).
+
+    `size`, `mtime_ns` and `ctime_ns` are the origin file's. `span` is set when only part of it is
+    shown: ``(offset, length)`` of the bytes shown (a cover embedded in a track).
+    """
 
     inode: int
     viewpath: bytes
@@ -77,3 +99,4 @@ class ViewFile:
     mtime_ns: int
     ctime_ns: int
     kind: str
+    span: tuple[int, int] | None = None

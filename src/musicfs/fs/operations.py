@@ -1,8 +1,9 @@
 """The pyfuse3 Operations of MusicFS: lookups and listings from the current tree, reads from origins.
 
-Owns: translating FUSE requests into tree lookups and gateway reads, the table of open files, the
-attributes shown (files 0444, folders 0555, owned by the mounting user, sizes and times from the
-origin), and the extended attributes `user.musicfs.origin` (files: where the bytes really are) and
+Owns: translating FUSE requests into tree lookups and gateway reads (of the part of the origin file a
+node shows, for a cover embedded in a track), the table of open files, the attributes shown (files
+0444, folders 0555, owned by the mounting user, sizes and times from the origin), and the extended
+attributes `user.musicfs.origin` (files: where the bytes really are) and
 `user.musicfs.pid` and `user.musicfs.control` (root: the PID of the daemon serving this mount and its
 control socket; answered by name but not listed, so `cp -a` and `rsync -X` do not copy them, 7.6).
 Concurrency: every handler runs as a trio task on the event-loop thread. Handlers read
@@ -34,12 +35,14 @@ BLOCK_SIZE = 128 * 1024
 
 @dataclass(slots=True)
 class OpenFile:
-    """An open view file: the origin handle, and which version of which inode it was opened at."""
+    """An open view file: the origin handle, which version of which inode it was opened at, and the
+    part of the origin file it shows (None: all of it)."""
 
     gateway: OriginGateway
     handle: OpenHandle
     inode: int
     version: tuple[int, bytes, int, int, int]
+    span: tuple[int, int] | None = None
 
 
 class MusicOperations(pyfuse3.Operations):
@@ -138,10 +141,14 @@ class MusicOperations(pyfuse3.Operations):
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         gateway = self._gateways[node.origin_id]
-        version = VersionKey(node.origin_id, node.relpath, node.size, node.mtime_ns, node.ctime_ns)
-        opened = await gateway.open(node.relpath, version)
+        if node.span is None:
+            version = VersionKey(node.origin_id, node.relpath, node.size, node.mtime_ns, node.ctime_ns)
+            opened = await gateway.open(node.relpath, version)
+        else:  # part of a track (an embedded cover): its bytes are where the scan found them only in
+            # the version it scanned, and they are read straight from the origin, never cached
+            opened = await gateway.open_unchanged(node.relpath, node.mtime_ns, node.ctime_ns)
         handle = next(self._handles)
-        self._open_files[handle] = OpenFile(gateway, opened, inode, node.version)
+        self._open_files[handle] = OpenFile(gateway, opened, inode, node.version, node.span)
         # Pages the kernel holds for this inode may be of another version (read through a handle
         # opened before a change): keep them only when the last open was of this same version.
         keep_cache = self._opened_versions.get(inode) == node.version
@@ -158,6 +165,11 @@ class MusicOperations(pyfuse3.Operations):
             # The file changed (or went) since this handle was opened: its origin bytes are now of
             # another version, and a mix of two versions is never served.
             raise pyfuse3.FUSEError(errno.EIO)
+        if opened.span is not None:
+            start, length = opened.span
+            if offset >= length:
+                return b""
+            offset, size = start + offset, min(size, length - offset)
         self.reads_in_flight += 1
         try:
             data = await opened.gateway.read(opened.handle, size, offset)

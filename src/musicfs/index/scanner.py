@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from musicfs.core.errors import OriginError, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
-from musicfs.core.types import TagSet
 from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.origins.base import FoundFile, Origin, WalkProblems
-from musicfs.tags import read_tags
+from musicfs.tags import Track, read_track
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ def scan_origin(
 
 
 def _version(found: FoundFile) -> FileVersion:
-    return FileVersion(found.size, found.mtime_ns, found.ctime_ns, found.dev, found.ino)
+    return FileVersion(found.size, found.mtime_ns, found.ctime_ns, found.dev, found.ino, found.linked)
 
 
 def _move_key(new: NewFile) -> tuple[int, int, int]:
@@ -158,19 +157,19 @@ def _move_key(new: NewFile) -> tuple[int, int, int]:
 
 def _read_tags(
     origin: Origin, files: list[FoundFile]
-) -> Iterable[tuple[FoundFile, TagSet | Exception | None]]:
-    """Pair each file with its tags (audio), the error reading them, or None (covers).
+) -> Iterable[tuple[FoundFile, Track | Exception | None]]:
+    """Pair each file with its tags and embedded cover (audio), the error reading them, or None (covers).
 
     Tags are read through the origin's checked open, so a file swapped for a FIFO or for a symlink
     leading out after the walk is neither waited on nor read.
     """
 
-    def read(found: FoundFile) -> tuple[FoundFile, TagSet | Exception | None]:
+    def read(found: FoundFile) -> tuple[FoundFile, Track | Exception | None]:
         if found.kind != AUDIO:
             return found, None
         try:
             with origin.open_stream(found.relpath) as stream:
-                return found, read_tags(stream)
+                return found, read_track(stream)
         except (TagReadError, OriginError) as exc:
             return found, exc
         except OSError as exc:
@@ -181,12 +180,14 @@ def _read_tags(
 
 
 def _with_tags(
-    origin: Origin, pair: tuple[FoundFile, TagSet | Exception | None], report: ScanReport
+    origin: Origin, pair: tuple[FoundFile, Track | Exception | None], report: ScanReport
 ) -> NewFile:
-    found, tags = pair
-    if isinstance(tags, Exception):
+    found, track = pair
+    if isinstance(track, Exception):
         report.bad_tags += 1
         shown = os.fsdecode(origin.abspath(found.relpath)).encode("utf-8", "backslashreplace").decode()
-        log.warning("cannot read tags of %s (%s); shown under its file name", shown, tags)
-        tags = None
-    return NewFile(found.relpath, found.kind, _version(found), tags)
+        log.warning("cannot read tags of %s (%s); shown under its file name", shown, track)
+        track = None
+    if track is None:
+        return NewFile(found.relpath, found.kind, _version(found), None)
+    return NewFile(found.relpath, found.kind, _version(found), track.tags, track.picture)

@@ -1,8 +1,11 @@
 """The SQLite schema of the index, its version, and opening a database safely.
 
-Owns: the DDL, `SCHEMA_VERSION` (kept in `PRAGMA user_version`), and the rule for old, newer or
-unreadable or damaged databases: the index only mirrors the origins, so any index we cannot read
-exactly is set aside (renamed, never deleted) and rebuilt by the next scan; it is never misread.
+Owns: the DDL, `SCHEMA_VERSION` (kept in `PRAGMA user_version`), the migrations from older versions,
+and the rule for other, unreadable or damaged databases: the index only mirrors the origins, so any
+index we cannot read exactly is set aside (renamed, never deleted) and rebuilt by the next scan; it is
+never misread. A migration adds what a version added and marks every file's version unknown, so the
+next scan reads every file's tags again (filling the new columns) while files keep their inodes and
+the view stays served meanwhile.
 Concurrency: called once, before other threads use the connection.
 """
 
@@ -17,7 +20,7 @@ from musicfs.sqlite import connect, set_aside
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_NAME = "index.sqlite"  # the index file in a state directory
 
 _DDL = """
@@ -33,15 +36,30 @@ CREATE TABLE files (
     ctime_ns INTEGER NOT NULL,
     dev INTEGER NOT NULL,
     ino INTEGER NOT NULL,
+    linked INTEGER NOT NULL DEFAULT 0,
     tags_ok INTEGER NOT NULL,
     artist TEXT, albumartist TEXT, album TEXT, title TEXT, genre TEXT, date TEXT, year INTEGER,
     track INTEGER, tracktotal INTEGER, disc INTEGER, disctotal INTEGER, compilation INTEGER NOT NULL,
-    duration REAL,
+    duration REAL, mb_albumid TEXT,
+    picture_offset INTEGER, picture_size INTEGER, picture_ext TEXT,
     viewpath BLOB,
     UNIQUE (origin_id, relpath)
 );
 CREATE TABLE dirs (inode INTEGER PRIMARY KEY, viewpath BLOB NOT NULL UNIQUE);
 """
+
+# version -> the statements that bring an index of that version to the next one
+_MIGRATIONS = {
+    1: """
+ALTER TABLE files ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN mb_albumid TEXT;
+ALTER TABLE files ADD COLUMN picture_offset INTEGER;
+ALTER TABLE files ADD COLUMN picture_size INTEGER;
+ALTER TABLE files ADD COLUMN picture_ext TEXT;
+""",
+}
+_RESCAN_ALL = "UPDATE files SET dev = -1"  # no device has that number: every file is read again (dev
+# is not shown, so the view served until then keeps its sizes and times)
 
 FIRST_INODE = 2  # 1 is the root folder
 
@@ -87,6 +105,9 @@ def _open_current(path: Path) -> sqlite3.Connection:
     if version == SCHEMA_VERSION:
         return connection
     has_tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    if has_tables and version in _MIGRATIONS:
+        _migrate(connection, version)
+        return connection
     if has_tables:
         connection.close()
         set_aside(path, "index", f"it has schema version {version}, this MusicFS uses {SCHEMA_VERSION}")
@@ -96,3 +117,23 @@ def _open_current(path: Path) -> sqlite3.Connection:
         connection.execute("INSERT INTO meta VALUES ('next_inode', ?)", (str(FIRST_INODE),))
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return connection
+
+
+def _migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Bring an index of an older `version` up to `SCHEMA_VERSION` in one transaction."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for step in range(version, SCHEMA_VERSION):
+            for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                connection.execute(statement)
+        connection.execute(_RESCAN_ALL)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    log.info(
+        "index migrated from schema version %d to %d; the next scan reads every file again",
+        version,
+        SCHEMA_VERSION,
+    )

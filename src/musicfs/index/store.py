@@ -18,19 +18,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicfs.core.types import TagSet, ViewFile
+from musicfs.core.types import EmbeddedPicture, TagSet, ViewFile
 from musicfs.index.schema import open_database
 from musicfs.sqlite import transaction
 
 _TAG_COLUMNS = tuple(field.name for field in dataclasses.fields(TagSet))
-_VERSION_COLUMNS = ("size", "mtime_ns", "ctime_ns", "dev", "ino")
+_VERSION_COLUMNS = ("size", "mtime_ns", "ctime_ns", "dev", "ino", "linked")
 
 
 @dataclass(frozen=True, slots=True)
 class FileVersion:
     """What identifies the version of a file the index knows: it changed if any field differs.
 
-    ctime and inode catch taggers that restore the mtime after writing.
+    ctime and inode catch taggers that restore the mtime after writing; `linked` (the path goes through
+    a symlink; dev and ino are the file's it leads to) decides which of several paths to one file is
+    shown, so a change of it counts too.
     """
 
     size: int
@@ -38,6 +40,7 @@ class FileVersion:
     ctime_ns: int
     dev: int
     ino: int
+    linked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +52,28 @@ class StoredFile:
 
 @dataclass(frozen=True, slots=True)
 class NewFile:
-    """A file to insert or update: where it is, its version, its kind and (for audio) its tags."""
+    """A file to insert or update: where it is, its version, its kind and (for audio) its tags and
+    embedded front cover."""
 
     relpath: bytes
     kind: str
     version: FileVersion
     tags: TagSet | None  # None: audio whose tags could not be read, or a cover image
+    picture: EmbeddedPicture | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class IndexedFile:
-    """A row as the layout needs it."""
+    """A row as the layout needs it: `dev`, `ino` and `linked` tell paths of one file apart."""
 
     inode: int
     origin_id: int
     relpath: bytes
     kind: str
     tags: TagSet | None
+    dev: int = 0
+    ino: int = 0
+    linked: bool = False
 
 
 class Index:
@@ -113,7 +121,7 @@ class Index:
             rows = db.execute(
                 f"SELECT inode, relpath, {columns} FROM files WHERE origin_id = ?", (origin_id,)
             )
-            return {row[1]: StoredFile(row[0], row[1], FileVersion(*row[2:])) for row in rows}
+            return {row[1]: StoredFile(row[0], row[1], _version(row[2:])) for row in rows}
 
     def apply(
         self,
@@ -145,12 +153,22 @@ class Index:
         columns = ", ".join(_TAG_COLUMNS)
         with self._transaction() as db:
             rows = db.execute(
-                f"SELECT inode, origin_id, relpath, kind, tags_ok, {columns} FROM files "
+                f"SELECT inode, origin_id, relpath, kind, dev, ino, linked, tags_ok, {columns} FROM files "
                 f"WHERE origin_id IN ({', '.join('?' * len(ids))})",
                 ids,
             ).fetchall()
         return [
-            IndexedFile(row[0], row[1], row[2], row[3], _tags(row[5:]) if row[4] else None) for row in rows
+            IndexedFile(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _tags(row[8:]) if row[7] else None,
+                row[4],
+                row[5],
+                bool(row[6]),
+            )
+            for row in rows
         ]
 
     def save_layout(self, viewpaths: Mapping[int, bytes | None], folders: Iterable[bytes], key: str) -> None:
@@ -175,6 +193,17 @@ class Index:
             db.executemany("INSERT INTO dirs VALUES (?, ?)", ((first + i, p) for i, p in enumerate(fresh)))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('layout_key', ?)", (key,))
 
+    def pictures(self, origin_ids: Iterable[int]) -> dict[int, EmbeddedPicture]:
+        """The embedded front covers of the shown tracks of the given origins, by inode."""
+        ids = tuple(origin_ids)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT inode, {', '.join(_PICTURE_COLUMNS)} FROM files WHERE viewpath IS NOT NULL "
+                f"AND picture_size IS NOT NULL AND origin_id IN ({', '.join('?' * len(ids))})",
+                ids,
+            )
+            return {row[0]: EmbeddedPicture(*row[1:]) for row in rows}
+
     def view(self, origin_ids: Iterable[int]) -> tuple[list[ViewFile], dict[bytes, int]]:
         """The shown files of the given origins and the inode of every folder, for a tree snapshot."""
         ids = tuple(origin_ids)
@@ -191,7 +220,8 @@ class Index:
         return files, folders
 
 
-_FILE_COLUMNS = ("relpath", "kind", *_VERSION_COLUMNS, "tags_ok", *_TAG_COLUMNS)
+_PICTURE_COLUMNS = ("picture_offset", "picture_size", "picture_ext")
+_FILE_COLUMNS = ("relpath", "kind", *_VERSION_COLUMNS, "tags_ok", *_TAG_COLUMNS, *_PICTURE_COLUMNS)
 
 
 def _assignments() -> str:
@@ -201,13 +231,27 @@ def _assignments() -> str:
 _version_values = operator.attrgetter(*_VERSION_COLUMNS)
 _tag_values = operator.attrgetter(*_TAG_COLUMNS)
 _NO_TAGS = TagSet()
+_NO_PICTURE = (None, None, None)
 
 
 def _file_values(new: NewFile) -> tuple[object, ...]:
     # attrgetter, not dataclasses.astuple: astuple deep-copies every value and cost most of the
     # time of index writes in a first scan (bench/startup.py).
     tags = new.tags or _NO_TAGS
-    return (new.relpath, new.kind, *_version_values(new.version), new.tags is not None, *_tag_values(tags))
+    picture = _NO_PICTURE if new.picture is None else (new.picture.offset, new.picture.size, new.picture.ext)
+    return (
+        new.relpath,
+        new.kind,
+        *_version_values(new.version),
+        new.tags is not None,
+        *_tag_values(tags),
+        *picture,
+    )
+
+
+def _version(values: tuple[int, ...]) -> FileVersion:
+    size, mtime_ns, ctime_ns, dev, ino, linked = values
+    return FileVersion(size, mtime_ns, ctime_ns, dev, ino, bool(linked))
 
 
 def _tags(values: tuple[object, ...]) -> TagSet:

@@ -27,7 +27,8 @@ EMPTY_BUT_KNOWN = "its folder is empty but the index knows files in it (not moun
 
 @dataclass(frozen=True, slots=True)
 class FoundFile:
-    """A file found by a walk: where it is (relative, bytes) and what identifies its version."""
+    """A file found by a walk: where it is (relative, bytes), what identifies its version, and whether
+    its path goes through a symlink (`linked`; dev and ino are then those of the file it leads to)."""
 
     relpath: bytes
     kind: str
@@ -36,6 +37,7 @@ class FoundFile:
     ctime_ns: int
     dev: int
     ino: int
+    linked: bool = False
 
 
 @dataclass(slots=True)

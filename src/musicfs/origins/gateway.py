@@ -37,7 +37,13 @@ from typing import TypeVar, cast
 
 import trio
 
-from musicfs.core.errors import OriginError, OriginFileGone, OriginTimeout, OriginUnavailable
+from musicfs.core.errors import (
+    OriginError,
+    OriginFileChanged,
+    OriginFileGone,
+    OriginTimeout,
+    OriginUnavailable,
+)
 from musicfs.core.ports import ChunkCache
 from musicfs.core.types import VersionKey
 from musicfs.origins.base import Origin
@@ -159,6 +165,26 @@ class OriginGateway:
             ):
                 version = None  # changed since the last scan: never serve cached bytes of an old version
         return self._pinned(OpenHandle(fd, version, relpath=relpath))
+
+    async def open_unchanged(self, relpath: bytes, mtime_ns: int, ctime_ns: int) -> OpenHandle:
+        """Open a file for reads straight from the origin, only if it still has these times (any write
+        changes them): a byte range found by the last scan is valid only in the version it scanned.
+
+        Raises:
+            OriginFileChanged: the file changed since; the next rescan shows the new version.
+        """
+        fd = await self._open(relpath)
+        try:
+            _, found_mtime_ns, found_ctime_ns = await self._in_thread(
+                self.origin.version_of, fd, relpath=relpath
+            )
+        except OriginError:
+            await self._in_thread(self.origin.close, fd)
+            raise
+        if (found_mtime_ns, found_ctime_ns) != (mtime_ns, ctime_ns):
+            await self._in_thread(self.origin.close, fd)
+            raise OriginFileChanged(f"{os.fsdecode(relpath)} changed since the last scan")
+        return OpenHandle(fd, None, relpath=relpath)
 
     async def _open(self, relpath: bytes) -> int:
         """Open the origin file; a missing one is `OriginUnavailable` when its whole origin is gone."""

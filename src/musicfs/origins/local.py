@@ -13,6 +13,10 @@ may be served at all (docs/threat-model.md):
   - with a shared mount (`shared_mount`, set for `allow_other`), only what every local user could read
     in the origin itself: the file readable by others (o+r) and every folder from the origin root
     down listable and searchable by others (o+rx).
+Symlinks inside the origin are followed, but a folder the walk can reach without a symlink is walked
+at that path, never at a symlink's (folders reached through symlinks are walked last, each folder once),
+and every file found through a symlink is marked `linked`, so the index can show one copy of a file
+reached by several paths (issue 13.3).
 Walk problems (unreadable folders, dangling symlinks, symlink loops, refused entries) are logged at
 WARNING the first time they are met and at DEBUG on later walks, until they go away.
 Concurrency: every method does blocking I/O and may hang on a dead NAS; callers run them in worker
@@ -37,6 +41,7 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
@@ -49,6 +54,18 @@ PROBE_TIMEOUT = 10.0  # how long a listing of the root may take before the origi
 STOP_POLL = 0.1  # how often a wait for that listing looks at its stop event
 _PROC_FD = b"/proc/self/fd/%d"
 _OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
+
+
+@dataclass(slots=True)
+class _Walk:
+    """The state of one walk: folders to walk (`pending`: reached without a symlink; `linked`: through
+    one, with their device and inode) and the folders walked or queued so far."""
+
+    root_real: bytes
+    visited: set[tuple[int, int]]
+    problems: WalkProblems
+    pending: list[bytes] = field(default_factory=list)
+    linked: list[tuple[bytes, tuple[int, int]]] = field(default_factory=list)
 
 
 class LocalOrigin:
@@ -131,32 +148,35 @@ class LocalOrigin:
         """Yield every audio file and cover image below the root that may be served.
 
         Hidden entries (names starting with '.') are skipped, and so is everything the module
-        docstring's rule refuses. Symlinks inside the origin are followed, each folder once.
+        docstring's rule refuses. Symlinks inside the origin are followed, each folder once: folders
+        reached through a symlink wait until every folder reachable without one has been walked, so a
+        folder is walked at its real path whenever it has one. A symlink to a folder walked already is
+        passed over quietly (it shows nothing new), one to a folder above it is a loop.
         Unreadable folders and files, broken links, symlink loops and refused entries are counted in
         `problems` and logged (once, see `ProblemLog`), never raised.
         """
         root_real = os.path.realpath(self.root)
         root_stat = os.stat(self.root)
-        visited = {(root_stat.st_dev, root_stat.st_ino)}
-        pending = [b""]
+        walk = _Walk(root_real, {(root_stat.st_dev, root_stat.st_ino)}, problems)
+        walk.pending.append(b"")
         complete = False
         try:
-            while pending:
-                reldir = pending.pop()
-                yield from self._walk_dir(reldir, root_real, visited, pending, problems)
+            while walk.pending or walk.linked:
+                if walk.pending:
+                    yield from self._walk_dir(walk.pending.pop(), walk, linked=False)
+                    continue
+                reldir, key = walk.linked.pop()
+                if key in walk.visited:
+                    log.debug("%s shows a folder walked already; passed over", _show(self.root, reldir))
+                    continue
+                walk.visited.add(key)
+                yield from self._walk_dir(reldir, walk, linked=True)
             complete = True
         finally:
             self._problems.walk_ended(complete)
 
-    def _walk_dir(
-        self,
-        reldir: bytes,
-        root_real: bytes,
-        visited: set[tuple[int, int]],
-        pending: list[bytes],
-        problems: WalkProblems,
-    ) -> Iterator[FoundFile]:
-        warn = self._problems.warn
+    def _walk_dir(self, reldir: bytes, walk: _Walk, *, linked: bool) -> Iterator[FoundFile]:
+        warn, problems = self._problems.warn, walk.problems
         try:
             with os.scandir(os.path.join(self.root, reldir)) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
@@ -165,6 +185,7 @@ class LocalOrigin:
             problems.unreachable.append(reldir)
             warn("list", reldir, "cannot list %s: %s", _show(self.root, reldir), exc.strerror)
             return
+        here_real: bytes | None = None  # this folder's real path, found when a symlink needs it
         for entry in entries:
             if entry.name.startswith(b"."):
                 continue
@@ -177,7 +198,9 @@ class LocalOrigin:
                     problems.unreachable.append(relpath)
                 warn("stat", relpath, "cannot stat %s: %s", _show(self.root, relpath), exc.strerror)
                 continue
-            if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root_real):
+            is_link = entry.is_symlink()
+            target = os.path.realpath(entry.path) if is_link else b""
+            if is_link and not _inside(target, walk.root_real):
                 problems.refused += 1
                 warn(
                     "outside",
@@ -188,21 +211,20 @@ class LocalOrigin:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
-                if key in visited:
-                    problems.loops += 1
-                    warn(
-                        "loop",
-                        relpath,
-                        "skipping %s: folder already visited (symlink loop?)",
-                        _show(self.root, relpath),
-                    )
-                    continue
-                visited.add(key)
+                if is_link:
+                    here_real = here_real or os.path.realpath(os.path.join(self.root, reldir))
+                    if _inside(here_real, target):
+                        problems.loops += 1
+                        warn("loop", relpath, "skipping %s: a symlink loop", _show(self.root, relpath))
+                        continue
                 if self.shared_mount and st.st_mode & _OTHERS_RX != _OTHERS_RX:
                     problems.refused += 1
                     warn("private", relpath, "skipping %s: %s", _show(self.root, relpath), _private(st))
-                    continue
-                pending.append(relpath)
+                elif is_link or linked:
+                    walk.linked.append((relpath, key))  # visited or not once every real folder is
+                elif key not in walk.visited:  # another path to it: a bind mount
+                    walk.visited.add(key)
+                    walk.pending.append(relpath)
                 continue
             kind = kind_of(entry.name)
             if kind is None:
@@ -215,7 +237,14 @@ class LocalOrigin:
                 warn("private", relpath, "skipping %s: %s", _show(self.root, relpath), _private(st))
             else:
                 yield FoundFile(
-                    relpath, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+                    relpath,
+                    kind,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_dev,
+                    st.st_ino,
+                    linked=linked or is_link,
                 )
 
     def open(self, relpath: bytes) -> int:

@@ -11,9 +11,15 @@ Rules, all independent of the order of the entries:
   track artist, else "Unknown Artist" (an explicit album artist wins over the compilation flag);
   ``artist`` falls back to "Unknown Artist", ``album`` to "Unknown Album", ``title`` to the file's stem.
   A tag that is blank once cleaned counts as missing.
-* Albums are grouped by albumartist and album, compared case-insensitively (casefold of the NFC text).
-  Each album artist, and each album of it, is spelled the same way on every track: its most common
-  spelling, ties going to the smallest string (so ``ABBA`` and ``Abba`` share one folder).
+* Albums are grouped by albumartist and album, compared case-insensitively (casefold of the NFC text),
+  and by release: the MusicBrainz album id. A track without one belongs to the release of its album
+  name that has most tracks (ties: the smallest id), so one untagged track joins its album. Each album
+  artist, and each album of it, is spelled the same way on every track: its most common spelling,
+  ties going to the smallest string (so ``ABBA`` and ``Abba`` share one folder).
+* Two releases of one album name are told apart in the ``album`` field: by `` [YEAR]`` when their years
+  (each release's most common year) all differ, and then only if the template's folders do not show
+  the year already; else by `` [ID]``, the first 8 characters of each release id (all of it if two
+  releases share those). One release, or none, adds nothing.
 * ``year`` is the album's, not the track's: the most common year among the album's tracks, ties going
   to the earliest, so a track without a date or with a stray one joins its album's folder. Only when
   two years of one album each hold a track of the same disc and number (an original and a remaster
@@ -55,7 +61,8 @@ UNKNOWN_ALBUM: Final = "Unknown Album"
 VARIOUS_ARTISTS: Final = "Various Artists"
 
 _K = TypeVar("_K")
-_AlbumKey = tuple[str, str]
+_NameKey = tuple[str, str]
+_AlbumKey = tuple[str, str, str | None]  # album artist and album (folded), release id
 _Path = tuple[str, ...]
 _RawNames = tuple[str | None, str | None, str | None, bool]
 
@@ -65,16 +72,18 @@ class _Names(NamedTuple):
 
     albumartist: str
     album: str
-    key: _AlbumKey
+    key: _NameKey
     artist: str
 
 
 class _Track(NamedTuple):
-    """An entry with its resolved names; `title` is the cleaned title tag, ``None`` when there is none."""
+    """An entry with its resolved names and album; `title` is the cleaned title tag, ``None`` when there
+    is none."""
 
     entry: TrackEntry
     names: _Names
     title: str | None
+    album: _AlbumKey
 
 
 def layout(entries: Iterable[TrackEntry], template: Template) -> dict[int, tuple[str, ...]]:
@@ -95,16 +104,40 @@ def layout(entries: Iterable[TrackEntry], template: Template) -> dict[int, tuple
     Raises:
         ValueError: two entries share a track_id.
     """
-    names: dict[_RawNames, _Names] = {}
-    tracks = [_track(entry, names) for entry in entries]
-    if len({track.entry.track_id for track in tracks}) != len(tracks):
-        raise ValueError("two entries share a track_id")
-    multi_disc = _multi_disc_albums(tracks)
-    renderer = _Renderer(template, tracks, multi_disc)
+    tracks, multi_disc, renderer = _prepare(entries, template)
     shown = {track.entry.track_id: track for track in _shown(tracks, multi_disc)}
     paths = {track_id: renderer.path(track) for track_id, track in shown.items()}
     _separate_clashes(paths, shown, renderer)
     return {track_id: paths[track_id] for track_id in sorted(paths)}
+
+
+class Album(NamedTuple):
+    """What the layout decided for a track's album: the album artist and album shown (with what tells
+    releases apart), the album's year and its MusicBrainz release (None: no track of it has one)."""
+
+    albumartist: str
+    album: str
+    year: int | None
+    release: str | None
+
+
+def albums(entries: Iterable[TrackEntry], template: Template) -> dict[int, Album]:
+    """The album `layout` puts each track in, by track_id, as it rendered its fields (see the module
+    docstring); for showing why a track landed where it did (`musicfs tree --albums`)."""
+    tracks, _, renderer = _prepare(entries, template)
+    return {track.entry.track_id: renderer.album(track) for track in tracks}
+
+
+def _prepare(
+    entries: Iterable[TrackEntry], template: Template
+) -> tuple[list[_Track], set[_AlbumKey], _Renderer]:
+    """The resolved tracks, the multi-disc albums and the renderer of one `layout` call."""
+    names: dict[_RawNames, _Names] = {}
+    tracks = _with_releases([_track(entry, names) for entry in entries])
+    if len({track.entry.track_id for track in tracks}) != len(tracks):
+        raise ValueError("two entries share a track_id")
+    multi_disc = _multi_disc_albums(tracks)
+    return tracks, multi_disc, _Renderer(template, tracks, multi_disc)
 
 
 def _track(entry: TrackEntry, names: dict[_RawNames, _Names]) -> _Track:
@@ -114,7 +147,24 @@ def _track(entry: TrackEntry, names: dict[_RawNames, _Names]) -> _Track:
     resolved = names.get(raw)
     if resolved is None:
         resolved = names[raw] = _resolve_names(tags)
-    return _Track(entry, resolved, _clean(tags.title))
+    return _Track(entry, resolved, _clean(tags.title), (*resolved.key, tags.mb_albumid))
+
+
+def _with_releases(tracks: list[_Track]) -> list[_Track]:
+    """The tracks, those without a release id given the one of their album name with most tracks."""
+    counts: dict[_NameKey, Counter[str]] = {}
+    for track in tracks:
+        if track.album[2] is not None:
+            counts.setdefault(track.names.key, Counter())[track.album[2]] += 1
+    if not counts:
+        return tracks
+    biggest = {key: min(found, key=lambda r: (-found[r], r)) for key, found in counts.items()}
+    return [
+        track._replace(album=(*track.names.key, biggest[track.names.key]))
+        if track.album[2] is None and track.names.key in biggest
+        else track
+        for track in tracks
+    ]
 
 
 def _resolve_names(tags: TagSet) -> _Names:
@@ -144,7 +194,7 @@ def _multi_disc_albums(tracks: Iterable[_Track]) -> set[_AlbumKey]:
     multi: set[_AlbumKey] = set()
     discs: dict[_AlbumKey, set[int]] = {}
     for track in tracks:
-        tags, key = track.entry.tags, track.names.key
+        tags, key = track.entry.tags, track.album
         if tags.disctotal is not None and tags.disctotal > 1:
             multi.add(key)
         if tags.disc is not None:
@@ -155,7 +205,7 @@ def _multi_disc_albums(tracks: Iterable[_Track]) -> set[_AlbumKey]:
 
 def _disc(track: _Track, multi_disc: set[_AlbumKey]) -> int | None:
     """The disc number shown for `track`: its disc tag on a multi-disc album, else none."""
-    return track.entry.tags.disc if track.names.key in multi_disc else None
+    return track.entry.tags.disc if track.album in multi_disc else None
 
 
 def _shown(tracks: list[_Track], multi_disc: set[_AlbumKey]) -> list[_Track]:
@@ -178,7 +228,7 @@ def _identity(track: _Track, multi_disc: set[_AlbumKey]) -> tuple[object, ...] |
     if track.title is None:
         return None
     entry = track.entry
-    return (track.names.key, _disc(track, multi_disc), entry.tags.track, _fold(track.title), entry.ext)
+    return (track.album, _disc(track, multi_disc), entry.tags.track, _fold(track.title), entry.ext)
 
 
 class _Renderer:
@@ -190,6 +240,7 @@ class _Renderer:
         self._artist_spellings = _spellings((track.names.key[0], track.names.albumartist) for track in tracks)
         self._album_spellings = _spellings((track.names.key, track.names.album) for track in tracks)
         self._years = _album_years(tracks)
+        self._suffixes = _release_suffixes(tracks, "year" in template.folder_fields)
         self._folders: dict[object, _Path] = {}
         self._folder_key = _values_of(template.folder_fields)
 
@@ -198,6 +249,13 @@ class _Renderer:
         fields = self._fields(track)
         stem, ext = self._template.render_file(fields)
         return (*self._render_folders(fields), sanitize_component(stem, ext=ext, suffix=suffix))
+
+    def album(self, track: _Track) -> Album:
+        """The album fields `path` renders for `track`."""
+        fields = self._fields(track)
+        albumartist, album, year = fields["albumartist"], fields["album"], fields["year"]
+        assert isinstance(albumartist, str) and isinstance(album, str) and not isinstance(year, str)
+        return Album(albumartist, album, year, track.album[2])
 
     def _render_folders(self, fields: dict[str, FieldValue]) -> _Path:
         """The valid folders for `fields`, rendered once per distinct value of the folder fields."""
@@ -214,7 +272,7 @@ class _Renderer:
         return {
             "albumartist": self._artist_spellings[names.key[0]],
             "artist": names.artist,
-            "album": self._album_spellings[names.key],
+            "album": self._album_spellings[names.key] + self._suffixes.get(track.album, ""),
             "title": track.title or entry.stem,
             "genre": tags.genre,
             "year": self._years.get(entry.track_id),
@@ -230,7 +288,7 @@ def _album_years(tracks: Iterable[_Track]) -> dict[int, int]:
     """The year shown for each track that has one (see the module docstring), by track_id."""
     albums: dict[_AlbumKey, list[_Track]] = {}
     for track in tracks:
-        albums.setdefault(track.names.key, []).append(track)
+        albums.setdefault(track.album, []).append(track)
     shown: dict[int, int] = {}
     for album in albums.values():
         numbers: dict[int, set[tuple[int | None, int]]] = {}
@@ -242,13 +300,41 @@ def _album_years(tracks: Iterable[_Track]) -> dict[int, int]:
                     numbered.add((track.entry.tags.disc, track.entry.tags.track))
         if not numbers:
             continue
-        counts = Counter(t.entry.tags.year for t in album if t.entry.tags.year is not None)
-        common = min(counts, key=lambda year: (-counts[year], year))
+        common = _most_common(Counter(t.entry.tags.year for t in album if t.entry.tags.year is not None))
         editions = _share_a_number(list(numbers.values()))
         for track in album:
             own = track.entry.tags.year
             shown[track.entry.track_id] = own if editions and own is not None else common
     return shown
+
+
+def _most_common(years: Counter[int]) -> int:
+    """The most common year, ties going to the earliest."""
+    return min(years, key=lambda year: (-years[year], year))
+
+
+def _release_suffixes(tracks: Iterable[_Track], year_shown: bool) -> dict[_AlbumKey, str]:
+    """What tells apart the releases of one album name (see the module docstring), by album."""
+    releases: dict[_NameKey, dict[str, Counter[int]]] = {}
+    for track in tracks:
+        release = track.album[2]
+        if release is not None:
+            counts = releases.setdefault(track.names.key, {}).setdefault(release, Counter())
+            if track.entry.tags.year is not None:
+                counts[track.entry.tags.year] += 1
+    suffixes: dict[_AlbumKey, str] = {}
+    for name, found in releases.items():
+        if len(found) < 2:
+            continue
+        years = {release: _most_common(counted) if counted else None for release, counted in found.items()}
+        if None not in years.values() and len(set(years.values())) == len(years):
+            if not year_shown:
+                suffixes.update(((*name, release), f" [{year}]") for release, year in years.items())
+            continue
+        short = {release[:8] for release in found}
+        width = 8 if len(short) == len(found) else None
+        suffixes.update(((*name, release), f" [{release[:width]}]") for release in found)
+    return suffixes
 
 
 def _share_a_number(groups: list[set[tuple[int | None, int]]]) -> bool:

@@ -36,10 +36,15 @@ class ShownFile(Protocol):
     def mtime_ns(self) -> int: ...
     @property
     def ctime_ns(self) -> int: ...
+    @property
+    def span(self) -> tuple[int, int] | None: ...
 
 
 class Node:
-    """A folder or a file of the view. Folders have `children` (name -> inode) and `order`."""
+    """A folder or a file of the view. Folders have `children` (name -> inode) and `order`.
+
+    A file shows its origin file whole, or (`span` set) `size` bytes of it from `span[0]` on.
+    """
 
     __slots__ = (
         "children",
@@ -52,6 +57,7 @@ class Node:
         "parent",
         "relpath",
         "size",
+        "span",
     )
 
     def __init__(self, inode: int, parent: int, name: bytes, *, folder: bool) -> None:
@@ -63,6 +69,7 @@ class Node:
         self.ctime_ns = 0
         self.origin_id = 0
         self.relpath = b""
+        self.span: tuple[int, int] | None = None
         self.children: dict[bytes, int] | None = {} if folder else None
         self.order: tuple[int, ...] = ()
 
@@ -72,7 +79,9 @@ class Node:
 
     @property
     def version(self) -> tuple[int, bytes, int, int, int]:
-        """Which origin file, in which state, a file node shows: another version if any field differs."""
+        """Which origin file, in which state, a file node shows: another version if any field differs.
+
+        (A node showing a span has the span's length here: a change of its file changes the times.)"""
         return (self.origin_id, self.relpath, self.size, self.mtime_ns, self.ctime_ns)
 
     @property
@@ -154,13 +163,14 @@ class Tree:
             folder_path, _, name = shown.viewpath.rpartition(b"/")
             parent = _folder(folder_path, folders, nodes, folder_inodes)
             node = Node(shown.inode, parent.inode, name, folder=False)
-            node.size, node.mtime_ns, node.ctime_ns = shown.size, shown.mtime_ns, shown.ctime_ns
-            node.origin_id, node.relpath = shown.origin_id, shown.relpath
+            node.mtime_ns, node.ctime_ns = shown.mtime_ns, shown.ctime_ns
+            node.origin_id, node.relpath, node.span = shown.origin_id, shown.relpath, shown.span
+            node.size = shown.size if shown.span is None else shown.span[1]
             nodes[node.inode] = node
             assert parent.children is not None
             parent.children[name] = node.inode
             count += 1
-            total += shown.size
+            total += node.size
         for folder in folders.values():
             assert folder.children is not None
             folder.order = tuple(sorted(folder.children.values()))

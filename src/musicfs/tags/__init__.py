@@ -2,6 +2,8 @@
 
 Owns: `read_tags`, the one place that knows how each tag format
 (ID3, Vorbis comments, MP4 atoms, APEv2, ASF) names artist, album, track number and the rest.
+`read_track` reads the tags and, in the same parse, finds the track's embedded front cover
+(`musicfs.tags.pictures`).
 
 Concurrency: every function here is pure and thread-safe (no module state is written). `read_tags`
 does blocking file I/O, so async callers must run it in a worker thread (``trio.to_thread``), never
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import mutagen
@@ -27,9 +30,10 @@ from mutagen.id3 import ID3, TCON
 from mutagen.mp4 import MP4Tags
 
 from musicfs.core.errors import TagReadError
-from musicfs.core.types import TagSet
+from musicfs.core.types import EmbeddedPicture, TagSet
+from musicfs.tags.pictures import front_cover
 
-__all__ = ["parse_number", "parse_year", "read_tags"]
+__all__ = ["Track", "parse_number", "parse_year", "read_tags", "read_track"]
 
 
 # TagSet field -> the flattened keys (lower case) that may hold it, best first.
@@ -46,12 +50,26 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "disc": ("discnumber", "tpos", "disc", "disk", "wm/partofset"),
     "disctotal": ("disctotal", "totaldiscs", "txxx:disctotal", "txxx:totaldiscs"),
     "compilation": ("compilation", "tcmp", "cpil", "wm/iscompilation", "txxx:compilation"),
+    "mb_albumid": (
+        "musicbrainz_albumid",  # Vorbis comments, APEv2
+        "txxx:musicbrainz album id",  # ID3
+        "----:com.apple.itunes:musicbrainz album id",  # MP4
+        "musicbrainz/album id",  # ASF
+    ),
 }
 
 _NUMBER_RE = re.compile(r"\s*0*(\d{1,6})\s*(?:/\s*(?:0*(\d{1,6}))?\s*)?")
 # A year 1000-2999 not glued to other digits, except a compact date such as "20010503".
 _YEAR_RE = re.compile(r"(?<!\d)([12]\d{3})(?:(?!\d)|(?=\d{4}(?!\d)))")
 _TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on"})
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """What one read of an audio file tells: its tags and, when it has one, its embedded front cover."""
+
+    tags: TagSet
+    picture: EmbeddedPicture | None = None
 
 
 def read_tags(path: str | bytes | BinaryIO) -> TagSet:
@@ -70,6 +88,20 @@ def read_tags(path: str | bytes | BinaryIO) -> TagSet:
         TagReadError: the file could not be opened or parsed, or mutagen does not know it as
             audio. No other exception escapes, whatever the file holds.
     """
+    return _parse(path, None).tags
+
+
+def read_track(stream: BinaryIO) -> Track:
+    """`read_tags`, and where in the file the track's embedded front cover is (see
+    `musicfs.tags.pictures`), from one parse of an open, seekable file.
+
+    Raises:
+        TagReadError: as `read_tags`. A picture that cannot be located is no error: it is not offered.
+    """
+    return _parse(stream, stream)
+
+
+def _parse(path: str | bytes | BinaryIO, stream: BinaryIO | None) -> Track:
     try:
         audio = mutagen.File(path)
     except Exception as exc:  # mutagen raises many unrelated types on damaged files
@@ -78,9 +110,17 @@ def read_tags(path: str | bytes | BinaryIO) -> TagSet:
         raise TagReadError("not an audio file that mutagen knows")
     try:
         fields = _flatten(audio.tags) if audio.tags is not None else {}
-        return _tagset(fields, getattr(audio.info, "length", None))
+        tags = _tagset(fields, getattr(audio.info, "length", None))
     except Exception as exc:  # a tag value of a shape nobody expected
         raise TagReadError(_reason(exc)) from exc
+    if stream is None:
+        return Track(tags)
+    try:
+        return Track(tags, front_cover(audio, stream))
+    except OSError as exc:
+        raise TagReadError(_reason(exc)) from exc
+    except Exception:  # a damaged tag region: the track keeps its tags, without a picture
+        return Track(tags)
 
 
 def parse_number(text: str | None) -> tuple[int | None, int | None]:
@@ -202,6 +242,7 @@ def _tagset(fields: dict[str, list[str]], length: object) -> TagSet:
     track, tracktotal = _number(fields, "track")
     disc, disctotal = _number(fields, "disc")
     compilation = _values(fields, "compilation")
+    release = _values(fields, "mb_albumid")
     duration = float(length) if isinstance(length, (int, float)) else None
     return TagSet(
         artist=_joined(fields, "artist"),
@@ -216,5 +257,6 @@ def _tagset(fields: dict[str, list[str]], length: object) -> TagSet:
         disc=disc,
         disctotal=disctotal or _number(fields, "disctotal")[0],
         compilation=bool(compilation) and compilation[0].lower() in _TRUE_WORDS,
+        mb_albumid=release[0].lower() if release else None,
         duration=duration if duration is not None and math.isfinite(duration) and duration > 0 else None,
     )
