@@ -64,8 +64,8 @@ class RangedStream(io.RawIOBase):
         written = 0
         for index in range(first, last + 1):
             block = blocks[index]
-            block_start = index * self._block_size
-            piece = block[max(start, block_start) - block_start : min(end, block_start + len(block)) - block_start]
+            base = index * self._block_size
+            piece = block[max(start, base) - base : min(end, base + len(block)) - base]
             view[written : written + len(piece)] = piece
             written += len(piece)
         self._position += written
@@ -87,7 +87,8 @@ class RangedStream(io.RawIOBase):
             length = min((run_end + 1) * self._block_size, self.size) - offset
             data = self._fetch(offset, length)
             for index in range(run_start, run_end + 1):
-                piece = data[(index - run_start) * self._block_size : (index - run_start + 1) * self._block_size]
+                at = (index - run_start) * self._block_size
+                piece = data[at : at + self._block_size]
                 found[index] = piece
                 self._keep(index, piece)
         return found
