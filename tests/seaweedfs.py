@@ -117,7 +117,7 @@ class SeaweedFS:
                 if time.monotonic() > deadline:
                     raise AssertionError(
                         f"weed server did not answer within {START_TIMEOUT} s:\n{self.log()}"
-                    )
+                    ) from None
                 time.sleep(0.2)
                 continue
             try:

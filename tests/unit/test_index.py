@@ -239,6 +239,7 @@ class _ServerGoneWhileReading(LocalOrigin):
         return "the server does not answer" if self.down else super().unavailable_reason(knows_files)
 
 
+@pytest.mark.failure_mode("remote-offline")
 def test_a_track_whose_tags_could_not_be_read_now_is_read_again_by_the_next_scan(
     library_copy: Path, tmp_path: Path
 ) -> None:
@@ -258,6 +259,7 @@ def test_a_track_whose_tags_could_not_be_read_now_is_read_again_by_the_next_scan
     assert indexed[lost].tags == read_tags(os.path.join(root, lost))
 
 
+@pytest.mark.failure_mode("remote-offline")
 def test_a_scan_whose_origin_went_away_while_reading_tags_stops_and_removes_nothing(
     library_copy: Path, tmp_path: Path
 ) -> None:

@@ -12,7 +12,9 @@ Owns: `RemoteOrigin` and the contract a protocol implements (`RemoteStore`, `Rem
     version (If-Match), so a file replaced under a reader gives EIO, never a mix of two versions;
   - retries with backoff for these idempotent requests when the store says a failure is
     `Transient` (connection refused or reset, timeouts, 5xx, a cut body), within the read deadline;
-    then `OriginUnavailable` (EIO);
+    then `OriginUnavailable` (EIO), and for `COOL_DOWN` seconds every other request fails at once
+    without asking the server (a scan over a dead server must not wait a deadline per file), unless
+    a look at the root finds it answering again;
   - `open_stream`: a seekable stream over ranged reads (`musicfs.origins.ranged`), so tags are read
     without downloading whole files;
   - `unavailable_reason`: one look at the root (does it hold anything?) shared by every caller,
@@ -21,7 +23,8 @@ Owns: `RemoteOrigin` and the contract a protocol implements (`RemoteStore`, `Rem
 A new protocol (SFTP, WebDAV) implements `RemoteStore` and gets all of that; its builder goes into
 `musicfs.origins.factory`.
 Concurrency: every method but `read_nowait` blocks on the network and runs in worker threads; the
-handle table is behind a lock; the store must be safe to use from many threads at once.
+handle table is behind a lock, the time of the last give-up is one value replaced whole; the store
+must be safe to use from many threads at once.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ T = TypeVar("T")
 PROBE_TIMEOUT = 10.0  # how long a look at the root may take before the origin counts as hung
 ATTEMPTS = 4
 BACKOFF = 0.1  # seconds before the first retry; doubled each time, with jitter
+COOL_DOWN = 3.0  # seconds after a request gave up during which others fail at once
 EMPTY_BUT_KNOWN = "nothing is stored under it, but the index knows files of it"
 
 
@@ -115,6 +119,7 @@ class RemoteOrigin:
         self._lock = threading.Lock()
         self._problems = ProblemLog()
         self._probe = SharedProbe(store.is_empty, f"musicfs-probe:{store.url}")
+        self._gave_up_at: float | None = None  # when a request last gave up (monotonic)
 
     def __repr__(self) -> str:
         return f"RemoteOrigin({self.origin_id}, {self.store.url!r})"
@@ -134,6 +139,7 @@ class RemoteOrigin:
             return f"{self.store.url}: {DOES_NOT_ANSWER} (a request has waited {exc.waited:.1f} s)"
         except OriginError as exc:
             return f"{self.store.url}: {exc}"
+        self._gave_up_at = None  # it answers: requests may ask it again at once
         return f"{self.store.url}: {EMPTY_BUT_KNOWN}" if empty and knows_files else None
 
     def walk(self, problems: WalkProblems) -> Iterator[FoundFile]:
@@ -220,18 +226,26 @@ class RemoteOrigin:
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
         """`call()`, tried again with backoff while it fails with Transient, for at most `attempts`
-        tries within `deadline` seconds; then OriginUnavailable."""
+        tries within `deadline` seconds; then OriginUnavailable, also for every call within
+        `COOL_DOWN` seconds after that."""
         started = time.monotonic()
+        gave_up_at = self._gave_up_at
+        if gave_up_at is not None and started - gave_up_at < COOL_DOWN:
+            raise OriginUnavailable(f"{self.store.url}: not asked, it failed a moment ago")
         for attempt in itertools.count(1):
             try:
-                return call()
+                result = call()
             except Transient as exc:
                 delay = BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
                 if attempt >= self.attempts or time.monotonic() - started + delay > self.deadline:
+                    self._gave_up_at = time.monotonic()
                     url = self.store.url
                     raise OriginUnavailable(f"{url}: {what} failed {attempt} times: {exc}") from None
                 log.debug("%s: %s failed (%s); trying again in %.2f s", self.store.url, what, exc, delay)
                 time.sleep(delay)
+            else:
+                self._gave_up_at = None
+                return result
         raise AssertionError("unreachable")
 
 
