@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 from musicfs.demo import DemoLibrary, generate_library
-from tests.seaweedfs import SeaweedFS
+from chaos.seaweedfs import SeaweedFS
 
 # CI runs the same examples every time (a red build must be reproducible); developers explore.
 settings.register_profile("ci", derandomize=True, database=None)

@@ -23,7 +23,7 @@ from musicfs.demo import DemoLibrary
 from tests.conftest import S3Place
 from tests.process.albums import source_flac, write_album, write_track
 from tests.process.conftest import Spawn, assert_clean_log, musicfs, status_of, wait_until
-from tests.seaweedfs import ACCESS_KEY, SECRET_KEY, upload_tree
+from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY, upload_tree
 
 READ_TIMEOUT = 2.0
 

@@ -20,7 +20,7 @@ from musicfs.origins.s3 import s3_origin
 from musicfs.tags import read_tags
 from tests.conftest import S3Place
 from tests.process.albums import source_flac, write_track
-from tests.seaweedfs import ACCESS_KEY, SECRET_KEY
+from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY
 
 
 def _origin(

