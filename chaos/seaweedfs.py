@@ -50,6 +50,7 @@ class SeaweedFS:
         self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
         self.s3_port = 0
+        self.grpc_ports: dict[str, int] = {}
         self.log_path = folder / "weed.log"
 
     @property
@@ -72,6 +73,7 @@ class SeaweedFS:
         s3_config.write_text(json.dumps(identities))
         ports = free_ports(8)
         self.s3_port = ports[0]
+        self.grpc_ports = {"master": ports[2], "volume": ports[4], "s3": ports[7]}
         args = [
             WEED,
             "server",
@@ -163,17 +165,20 @@ class SeaweedFS:
 
     def stop(self) -> None:
         """Stop the server by its PID (thawed first), killing it if it has not stopped within 3 s (its
-        graceful stop can wait for its own gRPC streams for much longer)."""
-        if self.process is None or self.process.poll() is not None:
+        graceful stop can wait for its own gRPC streams for much longer); remove its sockets."""
+        if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-            os.kill(self.pid, signal.SIGTERM)
-        try:
-            self.process.wait(3)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for name, port in self.grpc_ports.items():  # made in /tmp whatever the flags say
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 def upload_tree(client: Any, bucket: str, prefix: str, folder: Path) -> dict[str, bytes]:
