@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from musicfs.demo import DemoLibrary, generate_library
 from chaos.seaweedfs import SeaweedFS
+from musicfs.demo import DemoLibrary, generate_library
 
 # CI runs the same examples every time (a red build must be reproducible); developers explore.
 settings.register_profile("ci", derandomize=True, database=None)

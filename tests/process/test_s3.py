@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from chaos.daemon import DaemonProcess
+from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY, upload_tree
 from musicfs.demo import DemoLibrary
 from tests.conftest import S3Place
 from tests.process.albums import source_flac, write_album, write_track
 from tests.process.conftest import Spawn, assert_clean_log, musicfs, status_of, wait_until
-from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY, upload_tree
 
 READ_TIMEOUT = 2.0
 

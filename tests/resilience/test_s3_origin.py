@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY
 from musicfs.core.errors import OriginError, OriginFileGone, OriginUnavailable
 from musicfs.core.remotes import RemoteConfig
 from musicfs.demo import DemoLibrary
@@ -20,7 +21,6 @@ from musicfs.origins.s3 import s3_origin
 from musicfs.tags import read_tags
 from tests.conftest import S3Place
 from tests.process.albums import source_flac, write_track
-from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY
 
 
 def _origin(
@@ -128,6 +128,29 @@ def test_tags_are_read_through_ranged_requests(
     origin = _origin(s3_place, tmp_path)
     with origin.open_stream("Ánna/track.flac".encode()) as stream:
         assert read_tags(stream) == read_tags(str(local))
+
+
+def test_the_tags_of_a_track_cost_one_request(
+    s3_place: S3Place, tmp_path: Path, demo_library: DemoLibrary
+) -> None:
+    """A first scan is bound by round trips: the first ranged GET tells the size and the version too,
+    so no HEAD comes before it."""
+    local = tmp_path / "track.flac"
+    write_track(source_flac(demo_library), local, artist="Ánna", album="Fjord", title="Ice", track=3)
+    _put(s3_place, "track.flac", local.read_bytes())
+    _put(s3_place, "empty.flac", b"")
+    origin = _origin(s3_place, tmp_path)
+    requests: list[str] = []
+    origin.store._client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.s3", lambda model, **_: requests.append(model.name)
+    )
+    with origin.open_stream(b"track.flac") as stream:
+        assert read_tags(stream) == read_tags(str(local))
+    assert requests == ["GetObject"]
+    with origin.open_stream(b"empty.flac") as stream:
+        assert stream.read() == b""
+    with pytest.raises(OriginFileGone):
+        origin.open_stream(b"missing.flac")
 
 
 def test_the_origin_check_tells_what_is_wrong(s3_place: S3Place, tmp_path: Path) -> None:

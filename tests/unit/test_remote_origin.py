@@ -56,6 +56,10 @@ class _Store:
             return DATA[offset : offset + length // 2]
         return DATA[offset : offset + length]
 
+    def fetch_first(self, relpath: bytes, length: int) -> tuple[RemoteFile, bytes]:
+        found = self.stat(relpath)
+        return found, self.fetch(relpath, 0, min(length, found.size), found.etag)
+
     def is_empty(self) -> bool:
         self._maybe_fail()
         return False

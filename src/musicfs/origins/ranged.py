@@ -21,10 +21,18 @@ BLOCKS_KEPT = 16  # 1 MiB per stream at most
 
 
 class RangedStream(io.RawIOBase):
-    """`size` bytes read through `fetch`; `name` is what tag readers see as the file name."""
+    """`size` bytes read through `fetch`; `name` is what tag readers see as the file name. `first`:
+    the file's first bytes when they are known already (whole blocks, or the whole file)."""
 
     def __init__(
-        self, size: int, fetch: Fetch, name: str, *, block_size: int = BLOCK_SIZE, blocks: int = BLOCKS_KEPT
+        self,
+        size: int,
+        fetch: Fetch,
+        name: str,
+        *,
+        first: bytes = b"",
+        block_size: int = BLOCK_SIZE,
+        blocks: int = BLOCKS_KEPT,
     ) -> None:
         super().__init__()
         self.size = size
@@ -34,6 +42,10 @@ class RangedStream(io.RawIOBase):
         self._kept = blocks
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._position = 0
+        for index in range(min(len(first) // block_size, blocks)):
+            self._keep(index, first[index * block_size : (index + 1) * block_size])
+        if first and len(first) == size and len(first) % block_size:
+            self._keep(len(first) // block_size, first[len(first) // block_size * block_size :])
 
     def readable(self) -> bool:
         return True

@@ -47,7 +47,7 @@ from musicfs.core.errors import OriginError, OriginUnavailable
 from musicfs.core.kinds import kind_of
 from musicfs.origins.base import DOES_NOT_ANSWER, FoundFile, ProblemLog, WalkProblems
 from musicfs.origins.probe import NoAnswer, SharedProbe
-from musicfs.origins.ranged import RangedStream
+from musicfs.origins.ranged import BLOCK_SIZE, RangedStream
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ class RemoteStore(Protocol):
 
     def fetch(self, relpath: bytes, offset: int, length: int, etag: str) -> bytes:
         """Bytes `offset`..`offset + length` of version `etag` (fewer only if the body was cut)."""
+        ...
+
+    def fetch_first(self, relpath: bytes, length: int) -> tuple[RemoteFile, bytes]:
+        """The file as it is now and its first `length` bytes (all of it when it is shorter): one
+        request where the protocol allows, since a scan is bound by round trips."""
         ...
 
     def is_empty(self) -> bool:
@@ -184,9 +189,18 @@ class RemoteOrigin:
         return handle
 
     def open_stream(self, relpath: bytes) -> io.BufferedReader:
-        found = self._retrying("stat", lambda: self.store.stat(relpath))
+        """The file as a seekable stream whose first block came with its version (no stat first)."""
+
+        def first() -> tuple[RemoteFile, bytes]:
+            found, data = self.store.fetch_first(relpath, BLOCK_SIZE)
+            if len(data) != min(BLOCK_SIZE, found.size):
+                raise Transient(f"a response was cut after {len(data)} bytes")
+            return found, data
+
+        found, data = self._retrying("read", first)
         name = os.fsdecode(posixpath.basename(relpath))
-        return io.BufferedReader(RangedStream(found.size, partial(self._fetch, found), name))
+        stream = RangedStream(found.size, partial(self._fetch, found), name, first=data)
+        return io.BufferedReader(stream)
 
     def version_of(self, handle: int) -> tuple[int, int, int]:
         """The version the open found (its stat is how the file is now: the open just made it)."""

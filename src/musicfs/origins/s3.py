@@ -2,16 +2,17 @@
 
 Owns: `S3Store`, the `RemoteStore` of `s3://BUCKET[/PREFIX]` over botocore (AWS's own client, kept
 by AWS; boto3 adds nothing we use): the listing (ListObjectsV2 pages), stat (HEAD), ranged reads of
-one version (GET with Range and If-Match), the look at the root (a listing of one key), and which
-failures are worth trying again (`Transient`). Credentials: `access_key_id` + the secret from
-`secret_access_key_file` in the origin's table, else what botocore finds in the environment
-(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE and its files), else
-none (unsigned requests: a public bucket). The instance and container metadata services are never
-asked (a start-up would wait on them outside any test's reach). The endpoint is the table's
-`endpoint`, else AWS_ENDPOINT_URL(_S3), else AWS; with an endpoint, path-style addressing (every
-S3-compatible server takes it). The region: `region`, else AWS_REGION/AWS_DEFAULT_REGION, else
-us-east-1. botocore retries nothing itself (`RemoteOrigin` does, within the read deadline), and
-its loggers stay at WARNING, so no request detail reaches our log.
+one version (GET with Range and If-Match; a tag reader's first GET tells the version itself), the
+look at the root (a listing of one key), and which failures are worth trying again (`Transient`).
+Credentials: `access_key_id` + the secret from `secret_access_key_file` in the origin's table, else
+what botocore finds in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_PROFILE and its files), else none (unsigned requests: a public bucket). The
+instance and container metadata services are never asked (a start-up would wait on them). The
+endpoint is the table's `endpoint`, else AWS_ENDPOINT_URL(_S3), else AWS; with an endpoint,
+path-style addressing (every S3-compatible server takes it). The region: `region`, else
+AWS_REGION/AWS_DEFAULT_REGION, else us-east-1. botocore retries nothing itself (`RemoteOrigin`
+does, within the read deadline), and its loggers stay at WARNING, so no request detail reaches our
+log.
 Concurrency: a botocore client is safe to share between threads; its pool holds `POOL` connections
 (a gateway's 16 threads, the scan's tag readers and the probes).
 """
@@ -94,6 +95,21 @@ class S3Store:
                 data: bytes = body.read()
         return data
 
+    def fetch_first(self, relpath: bytes, length: int) -> tuple[RemoteFile, bytes]:
+        """One ranged GET: its Content-Range tells the size, its ETag the version."""
+        try:
+            with self._errors("read", relpath):
+                answer = self._client.get_object(
+                    Bucket=self.bucket, Key=self._key(relpath), Range=f"bytes=0-{length - 1}"
+                )
+                with contextlib.closing(answer["Body"]) as body:
+                    data: bytes = body.read()
+        except _EmptyObject:
+            return self.stat(relpath), b""
+        total = str(answer.get("ContentRange", "")).rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(answer["ContentLength"])
+        return RemoteFile(relpath, size, _ns(answer["LastModified"]), answer["ETag"]), data[:length]
+
     def is_empty(self) -> bool:
         with self._errors("listing"):
             answer = self._client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
@@ -116,10 +132,16 @@ class S3Store:
             raise Transient(f"{what} of {name}: {exc}") from None
 
 
+class _EmptyObject(OriginError):
+    """A range was asked of an empty object (416): there are no bytes to give."""
+
+
 def _client_error(exc: botocore.exceptions.ClientError, bucket: str, name: str) -> OriginError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    if code == "InvalidRange" or status == 416:
+        return _EmptyObject(name)
     if code == "NoSuchBucket":
         return OriginError(f"there is no bucket named {bucket}")
     if code in _GONE_CODES or status == 404:
