@@ -99,7 +99,8 @@ def s3_library(s3_place: S3Place, demo_library: DemoLibrary, tmp_path: Path) -> 
 def test_an_s3_origin_shows_the_uploaded_library_and_never_its_secret(
     s3_place: S3Place, s3_library: dict[Path, bytes], spawn: Spawn, tmp_path: Path
 ) -> None:
-    daemon = spawn([], args=["--config", str(_config(tmp_path, s3_place))])
+    config = str(_config(tmp_path, s3_place))
+    daemon = spawn([], args=["--config", config, "--log-level", "DEBUG"])  # not even at DEBUG
     mnt = daemon.mountpoint
     assert _view(mnt) == s3_library
     track = next(iter(s3_library))
@@ -109,7 +110,7 @@ def test_an_s3_origin_shows_the_uploaded_library_and_never_its_secret(
     assert [o["path"] for o in status["origins"]] == [s3_place.url]
     assert status["state"] == "ready" and status["tracks"] == len(s3_library)
     metrics = musicfs("metrics", str(mnt)).stdout
-    tree = musicfs("tree", "--config", str(_config(tmp_path, s3_place)))
+    tree = musicfs("tree", "--config", config, "--log-level", "DEBUG")
     assert tree.returncode == 0, tree.stderr
     assert sorted(tree.stdout.split("\n")[:-1]) == sorted(str(p) for p in s3_library)
     for text in (daemon.log(), str(status), metrics, tree.stdout, tree.stderr, origin):
