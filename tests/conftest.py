@@ -1,15 +1,21 @@
-"""Shared fixtures: a real demo library (generated once per session) and private copies of it; the
-log check of `tests/checklogs.py` applies to every test."""
+"""Shared fixtures: a real demo library (generated once per session) and private copies of it; a real
+S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; the log
+check of `tests/checklogs.py` applies to every test."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
+from chaos.seaweedfs import SeaweedFS
 from musicfs.demo import DemoLibrary, generate_library
 from tests.checklogs import _no_unexpected_logs
 
@@ -33,3 +39,46 @@ def library_copy(demo_library: DemoLibrary, tmp_path: Path) -> Path:
     destination = tmp_path / "origin"
     shutil.copytree(demo_library.root, destination)
     return destination
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A running SeaweedFS with an S3 gateway on 127.0.0.1, stopped by its PID at the end."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@dataclass
+class S3Place:
+    """Where a test keeps its objects: `s3://BUCKET/PREFIX` on `server`, reached with `client`."""
+
+    server: SeaweedFS
+    client: Any
+    bucket: str
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def key(self, relpath: str) -> str:
+        return f"{self.prefix}/{relpath}"
+
+
+_PLACES = itertools.count(1)
+
+
+@pytest.fixture
+def s3_place(seaweedfs: SeaweedFS) -> Iterator[S3Place]:
+    """A prefix of its own for each test in the worker's bucket; the server is thawed afterwards, in
+    case the test froze it."""
+    client = seaweedfs.client()
+    if not any(b["Name"] == "music" for b in client.list_buckets().get("Buckets", [])):
+        client.create_bucket(Bucket="music")
+    try:
+        yield S3Place(seaweedfs, client, "music", f"t{os.getpid()}-{next(_PLACES)}")
+    finally:
+        seaweedfs.thaw()

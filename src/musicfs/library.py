@@ -30,7 +30,7 @@ from musicfs.index.scanner import Progress, ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.base import Origin
-from musicfs.origins.local import LocalOrigin
+from musicfs.origins.factory import build_origin
 from musicfs.origins.states import OriginStates
 from musicfs.tree.covers import cover_aliases
 from musicfs.tree.layout import Album, albums, layout
@@ -64,12 +64,8 @@ class Library:
         self.index = index
         self.template = Template.parse(config.template)
         self.origins = [
-            wrap_origin(
-                LocalOrigin(
-                    index.origin_id(os.fsencode(o.path)), os.fsencode(o.path), shared_mount=config.allow_other
-                )
-            )
-            for o in config.origins
+            wrap_origin(build_origin(config, setting, index.origin_id(setting.root)))
+            for setting in config.origins
         ]
         self.priority = {origin.origin_id: rank for rank, origin in enumerate(self.origins)}
         self.tree = Tree.empty()

@@ -42,7 +42,7 @@ def test_defaults(tmp_path: Path) -> None:
         ("bogus = 1\n", "unknown key 'bogus'"),
         ("read_timeout = true\n", "'read_timeout' must be"),
         ("template = 3\n", "'template' must be a string"),
-        ("[[origin]]\npriority = 1\n", "has no 'path'"),
+        ("[[origin]]\npriority = 1\n", "has no 'url'"),
         ("[[origin]]\npath = '/x'\ncolour = 'red'\n", "unknown key 'colour'"),
         ("not toml at all [", "not valid TOML"),
     ],

@@ -7,18 +7,22 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
+from io import BufferedReader
 from pathlib import Path
 
 import mutagen
 import pytest
 
 from musicfs.core.config import build_config
+from musicfs.core.errors import OriginUnavailable
 from musicfs.index.scanner import scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.library import Library
 from musicfs.origins.base import WalkProblems
 from musicfs.origins.local import LocalOrigin
+from musicfs.tags import read_tags
 
 
 def _index(tmp_path: Path) -> Index:
@@ -267,3 +271,68 @@ def test_an_index_of_schema_1_is_migrated_keeping_inodes_and_every_file_is_read_
     tagged = [f for f in index.indexed_files([1]) if f.tags is not None]
     assert any(f.tags.title for f in tagged if f.tags is not None)  # read again, not kept from schema 1
     index.close()
+
+
+class _ServerGoneWhileReading(LocalOrigin):
+    """A local origin whose tag reads of `lost` fail as a remote origin's do when its server goes
+    away in the middle of a scan; with `goes_down`, the origin does not answer from then on."""
+
+    def __init__(self, origin_id: int, root: bytes, lost: set[bytes], *, goes_down: bool = False) -> None:
+        super().__init__(origin_id, root)
+        self.lost = lost
+        self.goes_down = goes_down
+        self.down = False
+
+    def open_stream(self, relpath: bytes) -> BufferedReader:
+        if relpath in self.lost:
+            self.down = self.goes_down
+            raise OriginUnavailable("the server went away")
+        return super().open_stream(relpath)
+
+    def unavailable_reason(
+        self, knows_files: bool, timeout: float = 10.0, stop: threading.Event | None = None
+    ) -> str | None:
+        return "the server does not answer" if self.down else super().unavailable_reason(knows_files)
+
+
+@pytest.mark.allow_log(r"could not read \d+ files of .* now \(the server went away\)")
+@pytest.mark.failure_mode("remote-offline")
+def test_a_track_whose_tags_could_not_be_read_now_is_read_again_by_the_next_scan(
+    library_copy: Path, tmp_path: Path
+) -> None:
+    """An origin failing under a tag read says nothing about the file's tags: it must not be stored
+    as a track without tags (the next scans would never read it again)."""
+    index = _index(tmp_path)
+    root = os.fsencode(library_copy)
+    lost = b"Music/Sigur R\xc3\xb3s/\xc3\x81g\xc3\xa6tis byrjun/track1.ogg"
+    origin = _ServerGoneWhileReading(index.origin_id(root), root, {lost})
+    report = scan_origin(index, origin)
+    assert lost not in index.stored_files(origin.origin_id)
+    assert report.unreadable >= 1 and report.unavailable is None and report.added > 0
+    origin.lost = set()
+    again = scan_origin(index, origin)
+    assert again.added == 1
+    indexed = {f.relpath: f for f in index.indexed_files([origin.origin_id])}
+    assert indexed[lost].tags == read_tags(os.path.join(root, lost))
+
+
+@pytest.mark.allow_log(
+    r"could not read \d+ files of .* now \(the server went away\)",
+    r"unavailable \(the server does not answer\); known files kept",
+)
+@pytest.mark.failure_mode("remote-offline")
+def test_a_scan_whose_origin_went_away_while_reading_tags_stops_and_removes_nothing(
+    library_copy: Path, tmp_path: Path
+) -> None:
+    index = _index(tmp_path)
+    root = os.fsencode(library_copy)
+    origin = _ServerGoneWhileReading(index.origin_id(root), root, set())
+    scan_origin(index, origin)
+    known = set(index.stored_files(origin.origin_id))
+    (library_copy / "Music/Sigur Rós/Ágætis byrjun/track1.ogg").unlink()  # a removal to not apply
+    new = library_copy / "new.flac"
+    shutil.copyfile(next(library_copy.rglob("*.flac")), new)
+    origin.lost, origin.goes_down = {b"new.flac"}, True
+    report = scan_origin(index, origin)
+    assert report.unavailable is not None and "does not answer" in report.unavailable
+    assert set(index.stored_files(origin.origin_id)) == known

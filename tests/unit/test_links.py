@@ -36,3 +36,13 @@ def test_covers_keep_every_name() -> None:
         _file(3, b"A/folder.jpg", 9, kind="cover", linked=True),
     ]
     assert one_path_per_track(covers) == covers
+
+
+def test_identical_objects_of_a_remote_origin_are_two_tracks() -> None:
+    """A remote origin has no devices (0) and numbers a file by its content's ETag: two copies of
+    one recording are two objects, and both are shown."""
+    copies = [
+        IndexedFile(2, 1, b"a/01.flac", "audio", TagSet(), dev=0, ino=77),
+        IndexedFile(3, 1, b"b/01.flac", "audio", TagSet(), dev=0, ino=77),
+    ]
+    assert one_path_per_track(copies) == copies

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from musicfs.core.errors import ConfigError
+from musicfs.core.remotes import SCHEME_KEYS, SECRET_FILES, RemoteConfig, is_url, remote_config, scheme_of
 
 DEFAULT_TEMPLATE = "{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -44,12 +45,23 @@ def default_state_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class OriginConfig:
-    """One origin: a folder that is only ever read. A lower `priority` wins for duplicate tracks.
-    `cache`: keep what is read in the local cache (None: only for network and FUSE filesystems)."""
+    """One origin, only ever read: a local folder (`path`) or a remote one (`remote`: its URL and
+    settings, see `musicfs.core.remotes`). A lower `priority` wins for duplicate tracks.
+    `cache`: keep what is read in the local cache (None: for remote origins and for folders on
+    network and FUSE filesystems)."""
 
-    path: Path
+    path: Path | None
     priority: int
     cache: bool | None = None
+    remote: RemoteConfig | None = None
+
+    @property
+    def root(self) -> bytes:
+        """How the origin is named (the index keys it by this): its folder, or its URL."""
+        if self.remote is not None:
+            return self.remote.url.encode()
+        assert self.path is not None
+        return os.fsencode(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +123,7 @@ _TOP_KEYS = {
     "cache_retry": (int, float),
     "log_level": str,
 }
-_ORIGIN_KEYS = {"path": str, "priority": int, "cache": bool}
+_ORIGIN_KEYS: dict[str, Any] = {"path": str, "url": str, "priority": int, "cache": bool}
 
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
@@ -152,10 +164,22 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for index, origin in enumerate(data.get("origin", [])):
         if not isinstance(origin, dict):
             raise ConfigError(f"config file {path}: [[origin]] entry {index + 1} must be a table")
-        _check_keys(origin, _ORIGIN_KEYS, f"config file {path}, [[origin]] entry {index + 1}")
-        if "path" not in origin:
-            raise ConfigError(f"config file {path}: [[origin]] entry {index + 1} has no 'path'")
+        where = f"config file {path}, [[origin]] entry {index + 1}"
+        if "path" in origin and "url" in origin:
+            raise ConfigError(f"{where}: give either 'url' or 'path', not both")
+        if "path" not in origin and "url" not in origin:
+            raise ConfigError(f"{where}: has no 'url' (or 'path' for a local folder)")
+        location = origin.get("url", origin.get("path"))
+        scheme = scheme_of(location) if isinstance(location, str) and is_url(location) else None
+        _check_keys(origin, _ORIGIN_KEYS | _scheme_keys(scheme), where)
     return data
+
+
+def _scheme_keys(scheme: str | None) -> dict[str, Any]:
+    """The settings an `[[origin]]` table of this scheme may hold besides the common ones."""
+    if scheme is None:
+        return {}
+    return dict(SCHEME_KEYS.get(scheme, {})) | dict.fromkeys(SECRET_FILES, str)
 
 
 def _utf8_text(raw: bytes, path: Path) -> str:
@@ -246,18 +270,22 @@ def _positive(value: Any, key: str) -> int:
 def _origins(raw: list[Any]) -> tuple[OriginConfig, ...]:
     origins = []
     for position, item in enumerate(raw):
-        if isinstance(item, Mapping):
-            path, priority, cache = item["path"], int(item.get("priority", position)), item.get("cache")
-        else:
-            path, priority, cache = str(item), position, None
-        if not path:
+        table: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
+        location = str(item.get("url", item.get("path", ""))) if table else str(item)
+        priority, cache = int(table.get("priority", position)), table.get("cache")
+        if not location:
             raise ConfigError("an origin path is empty")
-        origins.append(OriginConfig(path=absolute(Path(path)), priority=priority, cache=cache))
-    seen: set[Path] = set()
+        if is_url(location):
+            where = f"origin {position + 1}"
+            remote = remote_config(location, table, where)
+            origins.append(OriginConfig(path=None, priority=priority, cache=cache, remote=remote))
+        else:
+            origins.append(OriginConfig(path=absolute(Path(location)), priority=priority, cache=cache))
+    seen: set[bytes] = set()
     for origin in origins:
-        if origin.path in seen:
-            raise ConfigError(f"origin {origin.path} is given twice")
-        seen.add(origin.path)
+        if origin.root in seen:
+            raise ConfigError(f"origin {os.fsdecode(origin.root)} is given twice")
+        seen.add(origin.root)
     return tuple(sorted(origins, key=lambda o: o.priority))
 
 

@@ -125,7 +125,7 @@ def _open_instance(
 
     library = _open_library(config, paths, build, stack, steps, deep_check=unclean)
     for origin, found in zip(library.origins, paths.origins, strict=True):
-        if not found.answered:  # left to the origin wait of a mount, then served offline
+        if found is not None and not found.answered:  # left to the origin wait, then served offline
             states.set_offline(origin.origin_id, f"{os.fsdecode(origin.root)}: {DOES_NOT_ANSWER}")
     stack.callback(_timed, steps, "background scan finished", library.quiesce, QUIESCE_TIMEOUT)
     return library

@@ -1,9 +1,9 @@
 """Which origins go through the content cache, and the cache's life in a mount (issue 5).
 
-Owns: the choice per origin (its `cache` setting; by default on for network and FUSE filesystems,
-where reads are slow and the origin may go away, off for local disks), opening the chunk store with
-its start-up check (quick, or a full verification after an unclean stop), and the background
-filling of whole tracks after their first read.
+Owns: the choice per origin (its `cache` setting; by default on for remote origins and for folders on
+network and FUSE filesystems, where reads are slow and the origin may go away, off for local disks),
+opening the chunk store with its start-up check (quick, or a full verification after an unclean
+stop), and the background filling of whole tracks after their first read.
 Concurrency: the choice and the opening run on the main thread before the event loop starts (the
 filesystem-type probe has a deadline, since it may touch a dead NAS); `fill_tracks` is a supervised
 trio task that reads through the gateways, one track at a time.
@@ -39,7 +39,9 @@ def cached_origins(config: Config, library: Library) -> set[int]:
     """The ids of the origins whose reads go through the cache."""
     chosen = set()
     for setting, origin in zip(config.origins, library.origins, strict=True):
-        wanted = setting.cache if setting.cache is not None else _remote(origin.root)
+        wanted = setting.cache
+        if wanted is None:
+            wanted = setting.remote is not None or _remote(origin.root)
         if wanted:
             chosen.add(origin.origin_id)
             log.info("origin %s: reads are cached in %s", os.fsdecode(origin.root), config.cache_dir)

@@ -9,7 +9,8 @@ whether it exists, is a folder, can be read), each within a deadline, since a fr
     origin inside the mountpoint or the mountpoint inside an origin, a mountpoint in /proc, /sys or
     /dev;
   - origins (`check_origins`): exist, are folders, readable; a missing one the index knows is served
-    offline, and one that does not answer is left to the origin wait (`musicfs.daemon.app`);
+    offline, and one that does not answer is left to the origin wait (`musicfs.daemon.app`). Remote
+    origins (a URL) have no path here: they are only looked at by the origin wait, under its deadline;
   - the mountpoint (`check_mountpoint`): exists, is a folder (a dead FUSE mount there passes: it is
     cleaned later, if it is ours);
   - the state directory (`prepare_state_dir`): created 0700 if missing, writable.
@@ -58,9 +59,9 @@ class PathState:
 
 @dataclass(frozen=True, slots=True)
 class StartPaths:
-    """Every path a start-up uses, inspected: origins in config order."""
+    """Every path a start-up uses, inspected: origins in config order (None for a remote one)."""
 
-    origins: tuple[PathState, ...]
+    origins: tuple[PathState | None, ...]
     mountpoint: PathState | None
     state_dir: PathState
     cache_dir: PathState
@@ -69,14 +70,15 @@ class StartPaths:
 def inspect(config: Config, timeout: float = PROBE_TIMEOUT) -> StartPaths:
     """Inspect every path of `config` at once, each in a thread; those not answering within `timeout`
     come back with `answered=False`."""
-    wanted: list[Path] = [o.path for o in config.origins] + [config.state_dir, Path(config.cache_dir)]
+    local = [o.path for o in config.origins if o.path is not None]
+    wanted: list[Path] = [*local, config.state_dir, Path(config.cache_dir)]
     if config.mountpoint is not None:
         wanted.append(config.mountpoint)
     probes = {path: in_thread(partial(_inspect_one, path), f"musicfs-probe:{path}") for path in wanted}
     deadline = time.monotonic() + timeout
     found = {path: _outcome(path, future, deadline) for path, future in probes.items()}
     return StartPaths(
-        origins=tuple(found[o.path] for o in config.origins),
+        origins=tuple(None if o.path is None else found[o.path] for o in config.origins),
         mountpoint=found[config.mountpoint] if config.mountpoint is not None else None,
         state_dir=found[config.state_dir],
         cache_dir=found[Path(config.cache_dir)],
@@ -114,7 +116,7 @@ def check_overlaps(config: Config, paths: StartPaths) -> None:
                     f"mountpoint {mountpoint.path} is in {system} (a kernel filesystem); "
                     "mount MusicFS on a folder of your own"
                 )
-        for origin in paths.origins:
+        for origin in _local(paths):
             if _inside(mountpoint.real, origin.real):
                 raise OriginConfigError(f"mountpoint {mountpoint.path} is inside the origin {origin.path}")
             if _inside(origin.real, mountpoint.real):
@@ -123,7 +125,7 @@ def check_overlaps(config: Config, paths: StartPaths) -> None:
     if mountpoint is not None:  # only a mount uses the cache
         written.append(("cache directory", "cache_dir", paths.cache_dir))
     for what, option, folder in written:
-        for origin in paths.origins:
+        for origin in _local(paths):
             if _inside(folder.real, origin.real):
                 raise StateDirError(
                     f"{what} {folder.path} is inside the origin {origin.path}, and origins are never "
@@ -139,7 +141,7 @@ def check_origins(config: Config, paths: StartPaths, known: Callable[[Path], boo
     """Refuse origins that are not readable folders, except a missing one the index already knows:
     that is a NAS not mounted (yet), served offline until it appears. An origin that did not answer
     is not refused: it exists (something hangs there) and is waited for like a missing one."""
-    for origin in paths.origins:
+    for origin in _local(paths):
         path = origin.path
         if not origin.answered:
             continue
@@ -185,6 +187,10 @@ def prepare_state_dir(state_dir: Path) -> None:
         raise StateDirError(f"state directory {state_dir} is not a folder")
     if not os.access(state_dir, os.R_OK | os.W_OK | os.X_OK):
         raise StateDirError(f"state directory {state_dir} is not writable (permission denied)")
+
+
+def _local(paths: StartPaths) -> list[PathState]:
+    return [origin for origin in paths.origins if origin is not None]
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -222,7 +222,10 @@ class Service:
         supervise(nursery, "control", self._serve_control, critical=False)
         supervise(nursery, "resources", self._check_resources, critical=False)
         supervise(nursery, "health", self.parts.health.run, critical=False)
-        for origin in self.library.origins:
+        for setting, origin in zip(self.config.origins, self.library.origins, strict=True):
+            if setting.remote is not None:
+                log.info("origin %s is remote: changes are found by polling", os.fsdecode(origin.root))
+                continue
             watch = partial(watch_origin, origin, self.rescans.request, self.config.health_interval)
             supervise(nursery, f"watch:{os.fsdecode(origin.root)}", watch, critical=False)
         if self.parts.cache is not None and self.parts.fill_queue is not None:

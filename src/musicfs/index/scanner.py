@@ -4,7 +4,9 @@ Owns: the comparison of a walk with the stored versions, tag reading in a small 
 rule that protects users' libraries: an origin that cannot be listed, or that is suddenly empty while
 the index knows files in it (an unmounted NAS looks exactly like that), is reported unavailable and
 nothing of it is removed; likewise, known files below a folder the walk could not list or stat (a
-dead share mounted inside the origin) are kept, not taken for deleted.
+dead share mounted inside the origin) are kept, not taken for deleted, and a file whose tags could
+not be read because the origin failed under the reader is left for the next scan (a scan whose
+origin is unavailable after such a failure stops there).
 
 Changes are committed in batches, so a scan that is killed keeps what it had committed and the next
 scan only reads what is still missing. Removals are applied only after a complete walk.
@@ -22,7 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from musicfs.core.errors import OriginError, OriginUnavailable, TagReadError
+from musicfs.core.errors import OriginError, OriginTimeout, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
 from musicfs.index.store import FileVersion, Index, NewFile
@@ -118,7 +120,9 @@ def scan_origin(
     for start in range(0, len(todo), BATCH):
         if stop.is_set():
             raise ScanCancelled()
-        batch = [_with_tags(origin, pair, report) for pair in _read_tags(origin, todo[start : start + BATCH])]
+        pairs = list(_read_tags(origin, todo[start : start + BATCH]))
+        lost = [tags for _, tags in pairs if isinstance(tags, Exception) and _unreached(tags)]
+        batch = [_with_tags(origin, pair, report) for pair in pairs if not _unreached(pair[1])]
         added: list[NewFile] = []
         changed: dict[int, NewFile] = {}
         for new in batch:
@@ -134,9 +138,11 @@ def scan_origin(
                 report.added += 1
         fault_point("scan.apply")
         index.apply(origin.origin_id, added=added, changed=changed)
-        done += len(batch)
+        done += len(pairs)
         if progress:
             progress(done, report.found)
+        if lost and _lost_origin(origin, lost, report, stop):
+            return report
     removed = [e.inode for e in gone if e.inode not in moved_inodes]
     if removed:
         index.apply(origin.origin_id, removed=removed)
@@ -145,6 +151,30 @@ def scan_origin(
     if progress:
         progress(report.found, report.found)
     return report
+
+
+def _unreached(tags: Track | Exception | None) -> bool:
+    """The origin failed under the tag reader (not the file: a refused or missing one is stored)."""
+    return isinstance(tags, (OriginUnavailable, OriginTimeout))
+
+
+def _lost_origin(origin: Origin, lost: list[Exception], report: ScanReport, stop: threading.Event) -> bool:
+    """Files whose tags could not be read because their origin failed under the reader (a remote
+    server went away) are left for the next scan, not stored without tags; when the origin is
+    unavailable now, the scan ends here (what it committed is kept, nothing is removed)."""
+    report.unreadable += len(lost)
+    log.warning(
+        "could not read %d files of %s now (%s); the next scan tries them again",
+        len(lost),
+        report.origin,
+        lost[0],
+    )
+    reason = origin.unavailable_reason(knows_files=True, stop=stop)
+    if reason is None:
+        return False
+    report.unavailable = reason
+    log.warning("origin %s", report.summary())
+    return True
 
 
 def _version(found: FoundFile) -> FileVersion:

@@ -23,9 +23,9 @@ Concurrency: every method does blocking I/O and may hang on a dead NAS; callers 
 threads (`musicfs.origins.gateway`), except `read_nowait`, which never waits for a device and is safe
 on the event loop, and `unavailable_reason`, which keeps its own deadline. Instances are shared
 between threads: `supports_nowait` only ever goes from True to False, the cached real path of the root
-is replaced whole (a reference swap), the last root listing of `unavailable_reason` is kept behind a
-lock, and the memory of logged walk problems is only touched by `walk`, which runs one at a time (the
-library's update lock).
+is replaced whole (a reference swap), the last root listing of `unavailable_reason` is shared
+(`musicfs.origins.probe`), and the memory of logged walk problems is only touched by `walk`, which
+runs one at a time (the library's update lock).
 """
 
 from __future__ import annotations
@@ -37,21 +37,17 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterator
-from concurrent import futures
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from musicfs.core.deadline import in_thread
 from musicfs.core.errors import OriginFileGone, OriginFileNotRegular, OriginFileRefused
 from musicfs.core.kinds import kind_of
 from musicfs.origins.base import DOES_NOT_ANSWER, EMPTY_BUT_KNOWN, FoundFile, ProblemLog, WalkProblems
+from musicfs.origins.probe import NoAnswer, SharedProbe
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 10.0  # how long a listing of the root may take before the origin counts as hung
-STOP_POLL = 0.1  # how often a wait for that listing looks at its stop event
 _PROC_FD = b"/proc/self/fd/%d"
 _OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
 
@@ -83,10 +79,7 @@ class LocalOrigin:
         self.root = os.path.abspath(root)
         self.shared_mount = shared_mount
         self.supports_nowait = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
-        self._probe: Future[tuple[bool, int]] | None = None  # the last listing of the root, maybe still stuck
-        self._probe_started = 0.0
-        self._probe_used = False  # its answer was given to a caller: the next one needs a new listing
-        self._probe_lock = threading.Lock()
+        self._probe = SharedProbe(self._root_state, f"musicfs-probe:{os.fsdecode(self.root)}")
         self._problems = ProblemLog()
         self._root_real: bytes | None = None  # found by the first open (never on the constructor's
         # thread: the root may be on a hung NAS), found again when an open seems to lead out
@@ -113,22 +106,10 @@ class LocalOrigin:
         With a shared mount, a root folder that other users may not list is unavailable too (nothing
         below it may be shown).
         """
-        with self._probe_lock:
-            if self._probe is None or (self._probe.done() and self._probe_used):
-                name = f"musicfs-probe:{os.fsdecode(self.root)}"
-                self._probe, self._probe_started = in_thread(self._root_state, name), time.monotonic()
-                self._probe_used = False
-            probe, waiting = self._probe, time.monotonic() - self._probe_started
-        deadline = time.monotonic() + max(0.0, timeout - waiting)
-        while not probe.done():
-            left = deadline - time.monotonic()
-            if left <= 0 or (stop is not None and stop.is_set()):
-                waited = time.monotonic() - self._probe_started
-                return f"{os.fsdecode(self.root)}: {DOES_NOT_ANSWER} (a listing has waited {waited:.1f} s)"
-            futures.wait((probe,), timeout=min(left, STOP_POLL))  # never raises the probe's error
-        self._probe_used = True
         try:
-            empty, mode = probe.result()
+            empty, mode = self._probe.ask(timeout, stop)
+        except NoAnswer as exc:
+            return f"{os.fsdecode(self.root)}: {DOES_NOT_ANSWER} (a listing has waited {exc.waited:.1f} s)"
         except OSError as exc:
             return f"{os.fsdecode(self.root)}: {exc.strerror}"
         if self.shared_mount and mode & _OTHERS_RX != _OTHERS_RX:

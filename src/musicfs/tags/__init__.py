@@ -29,7 +29,7 @@ from mutagen.asf import ASFTags
 from mutagen.id3 import ID3, TCON
 from mutagen.mp4 import MP4Tags
 
-from musicfs.core.errors import TagReadError
+from musicfs.core.errors import OriginError, TagReadError
 from musicfs.core.types import EmbeddedPicture, TagSet
 from musicfs.tags.pictures import front_cover
 
@@ -87,6 +87,8 @@ def read_tags(path: str | bytes | BinaryIO) -> TagSet:
     Raises:
         TagReadError: the file could not be opened or parsed, or mutagen does not know it as
             audio. No other exception escapes, whatever the file holds.
+        OriginError: a stream's origin failed under the reader (a remote origin's server went
+            away): the file could not be read now, which says nothing about its tags.
     """
     return _parse(path, None).tags
 
@@ -104,6 +106,8 @@ def read_track(stream: BinaryIO) -> Track:
 def _parse(path: str | bytes | BinaryIO, stream: BinaryIO | None) -> Track:
     try:
         audio = mutagen.File(path)
+    except OriginError:
+        raise
     except Exception as exc:  # mutagen raises many unrelated types on damaged files
         raise TagReadError(_reason(exc)) from exc
     if audio is None:

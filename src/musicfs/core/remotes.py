@@ -1,0 +1,155 @@
+"""What a remote origin is in the configuration: its URL, its scheme's settings and its secrets.
+
+Owns: `RemoteConfig`, which URL forms each scheme accepts (`SCHEMES`: today `s3://BUCKET[/PREFIX]`),
+the settings each scheme's `[[origin]]` table may hold (`SCHEME_KEYS`), and reading secret files
+(`*_file` settings that hold a password or key): a file that cannot be read is a ConfigError, one
+that other users may read gives a WARNING. A secret is never part of a repr, a message or the
+origin's `url` (which is its name everywhere: the index, `status`, `metrics`, `user.musicfs.origin`);
+credentials written into a URL are refused rather than stripped.
+Adding a scheme (sftp, webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
+files in `SECRET_FILES`, and a builder in `musicfs.origins.factory`.
+Concurrency: values are immutable; reading secret files is blocking I/O before the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from musicfs.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+URL_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+SCHEME_KEYS: dict[str, dict[str, type]] = {
+    "s3": {"endpoint": str, "region": str, "access_key_id": str, "secret_access_key_file": str},
+}
+SECRET_FILES: dict[str, str] = {"secret_access_key_file": "secret_access_key"}  # setting -> secret
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConfig:
+    """A remote origin: `url` (normalised, never with credentials) names it; `settings` are its
+    table's plain values, `secrets` what its secret files hold (never shown)."""
+
+    url: str
+    settings: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    def setting(self, key: str) -> str | None:
+        return dict(self.settings).get(key)
+
+    def secret(self, key: str) -> str | None:
+        return dict(self.secrets).get(key)
+
+
+def is_url(text: str) -> bool:
+    """Whether an origin is given as a URL (`scheme://...`) rather than a local path."""
+    return URL_FORM.match(text) is not None
+
+
+def scheme_of(text: str) -> str:
+    return text.split("://", 1)[0].lower()
+
+
+def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfig:
+    """The remote origin `url` with the settings of its `[[origin]]` table (empty for `--origin URL`);
+    ConfigError for a URL or a setting that is not right, and for a secret file that cannot be read."""
+    scheme = scheme_of(url)
+    check = _URL_CHECKS.get(scheme)
+    if check is None:
+        known = ", ".join(f"{s}://" for s in sorted(_URL_CHECKS))
+        raise ConfigError(f"{where}: unknown origin scheme '{scheme}' (known: {known}, or a local path)")
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{where}: origin URL {scheme}://...@{parts.netloc.rsplit('@', 1)[1]} holds credentials; "
+            "give them in the origin's table (a *_file setting) or in the environment instead"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{where}: origin URL {url} has a query or fragment; MusicFS takes none")
+    normalised = check(parts, where)
+    settings: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for key, value in table.items():
+        if key in SECRET_FILES:
+            secrets[SECRET_FILES[key]] = read_secret_file(str(value))
+        elif key in SCHEME_KEYS[scheme]:
+            settings[key] = str(value)
+    if "endpoint" in settings:
+        settings["endpoint"] = _endpoint(settings["endpoint"], where)
+    if scheme == "s3" and ("access_key_id" in settings) != ("secret_access_key" in secrets):
+        raise ConfigError(f"{where}: access_key_id and secret_access_key_file: give both or neither")
+    return RemoteConfig(normalised, tuple(sorted(settings.items())), tuple(sorted(secrets.items())))
+
+
+def _s3_url(parts: SplitResult, where: str) -> str:
+    bucket = parts.netloc
+    if not bucket:
+        raise ConfigError(f"{where}: origin URL s3://{parts.path} names no bucket (s3://BUCKET[/PREFIX])")
+    if ":" in bucket:
+        raise ConfigError(f"{where}: origin URL s3://{bucket} has a port; give the server as 'endpoint'")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ConfigError(f"{where}: '{bucket}' is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')")
+    prefix = parts.path.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ConfigError(f"{where}: origin URL prefix '{parts.path}' has empty or relative parts")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+_URL_CHECKS: dict[str, Callable[[SplitResult, str], str]] = {"s3": _s3_url}
+
+
+def _endpoint(value: str, where: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: endpoint '{value}' must be an http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise ConfigError(f"{where}: the endpoint holds credentials; give them as settings instead")
+    return value.rstrip("/")
+
+
+def read_secret_file(name: str) -> str:
+    """The secret a file holds (one line; trailing white space dropped). ConfigError when it cannot
+    be read or is empty; a WARNING when users other than its owner may read it."""
+    path = os.path.abspath(os.path.expanduser(name))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block the start
+    except FileNotFoundError:
+        raise ConfigError(f"secret file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"cannot read secret file {path}: not a regular file")
+        raw = os.read(fd, 65536)
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        secret = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"secret file {path} is not UTF-8 text") from None
+    if not secret:
+        raise ConfigError(f"secret file {path} is empty")
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning(
+            "secret file %s can be read by other users (mode %04o); make it private: chmod 600 %s",
+            path,
+            stat.S_IMODE(mode),
+            path,
+        )
+    return secret
