@@ -82,12 +82,16 @@ class _Echo(socketserver.BaseRequestHandler):
             sock.sendall(data)
 
 
-class EchoServer:
-    """Sends every chunk it receives straight back, on 127.0.0.1 at an ephemeral port."""
+class _EchoTCP(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True  # a test may start a server again on the port of one it stopped
+    daemon_threads = True
 
-    def __init__(self) -> None:
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
-        self._server.daemon_threads = True
+
+class EchoServer:
+    """Sends every chunk it receives straight back, on 127.0.0.1 at `port` (0: an ephemeral one)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = _EchoTCP(("127.0.0.1", port), _Echo)
         self.address: Address = ("127.0.0.1", self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="echo-server", daemon=True

@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -254,6 +255,46 @@ def test_a_black_hole_swallows_connects_and_holds_open_streams_until_cleared(
         proxy.clear()
         assert response_of(receive(held, WAIT), contents["small"]) == "full", "held bytes flow on"
         assert response_of(get(proxy.address, "small"), contents["small"]) == "full"
+
+
+def test_a_proxy_started_with_the_black_hole_open_lets_nothing_in(echo: EchoServer) -> None:
+    with NetProxy(echo.address, faults=Faults(blackhole=True)) as proxy:
+        with socket.socket() as new, pytest.raises(TimeoutError):
+            new.settimeout(0.5)
+            new.connect(proxy.address)
+        proxy.update(blackhole=False)
+        with socket.create_connection(proxy.address, WAIT) as sock:
+            _round_trip(sock)
+        assert proxy.counters().accepted == 1, "the proxy's own filler connection is not counted"
+
+
+def test_a_server_that_is_gone_gives_a_reset_until_it_is_back(echo: EchoServer) -> None:
+    with NetProxy(echo.address) as proxy:
+        echo.close()
+        with socket.create_connection(proxy.address, WAIT) as sock:
+            assert receive(sock, WAIT) == Seen(b"", "reset")
+        assert proxy.wait(lambda c: c.open == 0, WAIT).upstream_failed == 1
+        back = EchoServer(port=echo.address[1])
+        try:
+            with socket.create_connection(proxy.address, WAIT) as sock:
+                _round_trip(sock)
+        finally:
+            back.close()
+
+
+def test_a_server_resetting_its_side_resets_the_client() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, NetProxy(("127.0.0.1", server.getsockname()[1])) as proxy:
+        with socket.create_connection(proxy.address, WAIT) as sock:
+            sock.sendall(b"hello")
+            server.settimeout(WAIT)
+            accepted, _ = server.accept()
+            assert receive(accepted, WAIT, want=5).data == b"hello"
+            accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            accepted.close()
+            assert receive(sock, WAIT) == Seen(b"", "reset")
+        counters = proxy.wait(lambda c: c.open == 0, WAIT)
+    assert (counters.reset, counters.bytes_up) == (0, 5), "not a fault the proxy injected"
 
 
 def _outcomes(address: tuple[str, int], seed: int) -> tuple[list[str], Counters]:
