@@ -8,10 +8,11 @@ in use is the caller's plain OSError).
 Each connection is two directions; each direction is a reader task that stamps every chunk it reads
 with the time it is due (now + latency + jitter, never before the chunk ahead of it) and a writer task
 that waits for that time, for its slice of the link's bandwidth and for the black hole to close, then
-delivers it. A bounded channel between the two (64 chunks) holds what is in flight, so a held or slow
-direction pushes back on its sender through TCP instead of filling memory. Bytes from the server to
-the client count towards a connection's fate; when the fate acts, the connection's cancel scope ends
-both directions at once and the connection is finished according to its kind:
+delivers it. A bounded channel between the two (16 chunks of up to 256 KiB) holds what is in
+flight, so a held or slow direction pushes back on its sender through TCP instead of filling memory.
+Bytes from the server to the client count towards a connection's fate; when the fate acts, the
+connection's cancel scope ends both directions at once and the connection is finished according to
+its kind:
   - reset: the client socket is closed with SO_LINGER 0 (an RST: ECONNRESET at the client);
   - cut: FIN to the client after the bytes that passed (a short response), the server side closed;
   - stall: the server side closed and the client side left open and silent; what the client sends
@@ -52,8 +53,8 @@ from chaos.netproxy.faults import Fate, Faults, draw_fate, fate_rng, jitter_rng
 
 Address = tuple[str, int]
 BACKLOG = 128
-CHUNK = 64 * 1024
-QUEUED_CHUNKS = 64
+CHUNK = 256 * 1024
+QUEUED_CHUNKS = 16
 PACE_SLICES_PER_SECOND = 20  # a capped direction sends bandwidth/20 bytes at a time
 _RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 
@@ -138,13 +139,13 @@ class Engine:
         self._fillers: list[socket.socket] = []
         self._filler_peers: set[Address] = set()
         self._links = {"up": _Link(), "down": _Link()}
+        if faults.blackhole:  # before anyone can connect: the listener's backlog takes connects at once
+            self._set_blackhole(True)
 
     async def run(self) -> None:
         """Accept and serve connections until cancelled; then every connection is closed."""
         try:
             with self._listener:
-                if self.faults.blackhole:
-                    self._set_blackhole(True)
                 async with trio.open_nursery() as nursery:
                     await self._accept(nursery)
         finally:

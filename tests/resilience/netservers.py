@@ -170,16 +170,17 @@ def receive_response(sock: socket.socket, timeout: float) -> Seen:
 
 
 def get(address: Address, path: str, timeout: float = 5.0) -> Seen:
-    """One GET on a new connection (Connection: close), as the client saw it. A reset while sending
+    """One GET on a new connection (Connection: close), as the client saw it. A reset while
+    connecting (an RST right after the accept can beat the connect's own return) or while sending
     the request counts as a reset too."""
-    with socket.create_connection(address, timeout=timeout) as sock:
-        try:
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(request(path))
-        except OSError as exc:
-            if exc.errno not in (errno.ECONNRESET, errno.EPIPE):
-                raise
-            return Seen(b"", "reset")
-        return receive(sock, timeout)
+            return receive(sock, timeout)
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNRESET, errno.EPIPE):
+            raise
+        return Seen(b"", "reset")
 
 
 def response_of(seen: Seen, expected_body: bytes) -> str:
