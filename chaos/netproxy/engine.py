@@ -9,7 +9,8 @@ Each connection is two directions; each direction is a reader task that stamps e
 with the time it is due (now + latency + jitter, never before the chunk ahead of it) and a writer task
 that waits for that time, for its slice of the link's bandwidth and for the black hole to close, then
 delivers it. A bounded channel between the two (16 chunks of up to 256 KiB) holds what is in
-flight, so a held or slow direction pushes back on its sender through TCP instead of filling memory.
+flight, so a held or slow direction pushes back on its sender through TCP instead of filling memory;
+like a TCP window, it also bounds one stream through a latency L to 4 MiB / L (400 MiB/s at 10 ms).
 Bytes from the server to the client count towards a connection's fate; when the fate acts, the
 connection's cancel scope ends both directions at once and the connection is finished according to
 its kind:

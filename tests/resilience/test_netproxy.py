@@ -341,12 +341,12 @@ def _start_cli(*args: str) -> subprocess.Popen[str]:
 def test_the_cli_proxy_is_steered_through_its_control_socket(echo: EchoServer, tmp_path: Path) -> None:
     control = tmp_path / "proxy.sock"
     target = f"{echo.address[0]}:{echo.address[1]}"
-    process = _start_cli("--listen", "127.0.0.1:0", "--to", target, "--control", str(control),
-                         "--seed", "3", "--faults", '{"latency": 0.05}')  # fmt: skip
+    options = ["--control", str(control), "--seed", "3", "--faults", '{"latency": 0.05}']
+    process = _start_cli("--listen", "127.0.0.1:0", "--to", target, *options)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith("listening on 127.0.0.1:"), line
+        assert line.startswith("listening on 127.0.0.1:") and line.endswith("(seed 3)\n"), line
         port = int(line.split(":")[1].split()[0])
         client = ControlClient(control)
         assert client.faults() == Faults(latency=0.05)
