@@ -114,11 +114,11 @@ class _Connection:
     ending: str = "closed"  # or a fate kind, "refused", "client-lost", "server-lost"
 
     @property
-    def acted(self) -> bool:
+    def ended(self) -> bool:
         return self.ending != "closed"
 
     def end(self, ending: str) -> None:
-        if not self.acted:
+        if not self.ended:
             self.ending = ending
             self.scope.cancel()
 
@@ -167,7 +167,7 @@ class Engine:
         if faults.fates_differ(old):
             for number in sorted(self._open):
                 connection = self._open[number]
-                if not connection.acted:
+                if not connection.ended:
                     self._doom(connection)
         self._changed.set()
         self._changed = trio.Event()
@@ -224,7 +224,7 @@ class Engine:
             self._act(connection)
 
     def _act(self, connection: _Connection) -> None:
-        if connection.acted:
+        if connection.ended:
             return
         kind = connection.fate.kind
         self.counters.add(**{"stalled" if kind == "stall" else kind: 1})
@@ -234,7 +234,7 @@ class Engine:
 
     async def _serve(self, connection: _Connection) -> None:
         try:
-            if not connection.acted:  # a fate due at accept never contacts the server
+            if not connection.ended:  # a fate due at accept never contacts the server
                 with connection.scope:
                     await self._forward(connection)
             await self._finish(connection)

@@ -23,7 +23,7 @@ import trio
 
 from chaos.netproxy.control import open_control, serve_control
 from chaos.netproxy.counters import Counters
-from chaos.netproxy.engine import Address, Engine, open_listener
+from chaos.netproxy.engine import Address, Engine, loopback, open_listener
 from chaos.netproxy.faults import Faults
 
 CALL_TIMEOUT = 10.0
@@ -45,7 +45,7 @@ class NetProxy:
         listen: Address = ("127.0.0.1", 0),
         control: Path | None = None,
     ) -> None:
-        self._target = target
+        self._target = loopback(target)
         self._initial = faults if faults is not None else Faults()
         self._seed = seed
         self._listen = listen
@@ -72,11 +72,11 @@ class NetProxy:
     def start(self) -> NetProxy:
         listener = open_listener(self._listen)
         try:
-            self._engine = Engine(listener, self._target, self._initial, self._seed)
             control = open_control(self._control) if self._control is not None else None
         except BaseException:
             listener.close()
             raise
+        self._engine = Engine(listener, self._target, self._initial, self._seed)
         self._thread = threading.Thread(target=self._run, args=(control,), name="netproxy", daemon=True)
         self._thread.start()
         self._ready.wait()
