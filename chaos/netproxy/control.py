@@ -16,6 +16,7 @@ is only ever touched on its thread; `ControlClient` is blocking and keeps no sta
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -37,10 +38,14 @@ POLL_SECONDS = 0.01
 
 
 def open_control(path: Path) -> socket.socket:
-    """A listening unix socket at `path`; a socket file left there by a dead proxy is replaced,
-    anything else at `path` is an error."""
+    """A listening unix socket at `path`. A socket file there that nobody answers on (left by a
+    killed proxy) is replaced; one a live proxy answers on is OSError(EADDRINUSE), and so is
+    anything else at `path`."""
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.lstat(path).st_mode):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(os.fspath(path)) == 0:
+                    raise OSError(errno.EADDRINUSE, f"a network proxy already answers on {path}")
             path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

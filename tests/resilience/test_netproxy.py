@@ -389,6 +389,21 @@ def test_the_control_socket_answers_a_bad_request_with_an_error(echo: EchoServer
         assert client.faults() == Faults(cut=0.5)
 
 
+def test_a_control_socket_in_use_is_refused_and_a_stale_one_replaced(
+    echo: EchoServer, tmp_path: Path
+) -> None:
+    control = tmp_path / "proxy.sock"
+    with NetProxy(echo.address, control=control):
+        with pytest.raises(OSError, match="already answers"):
+            NetProxy(echo.address, control=control).start()
+        assert ControlClient(control).counters().accepted == 0, "the first proxy still answers"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(control))  # a socket file nobody listens on, as a killed proxy leaves it
+    stale.close()
+    with NetProxy(echo.address, control=control):
+        assert ControlClient(control).faults() == Faults()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
