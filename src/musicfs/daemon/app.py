@@ -40,6 +40,7 @@ from musicfs.daemon.preflight import (
 from musicfs.daemon.progress import ScanProgress
 from musicfs.daemon.service import MountOptions, Service
 from musicfs.daemon.signals import FINAL_SHUTDOWN, StopRequested, StopSignals
+from musicfs.fs import listings
 from musicfs.index.scanner import ScanCancelled, ScanReport
 from musicfs.index.schema import INDEX_NAME
 from musicfs.index.store import Index
@@ -137,6 +138,7 @@ def mount(config: Config, signals: StopSignals) -> None:
     A stop signal before the mount serves (7.5) ends the start-up where it is, with nothing mounted:
     the origin wait at once, the first scan at its next batch boundary (what it committed is kept).
     """
+    chosen = listings.choose()  # a bad MUSICFS_LISTINGS is refused before anything is touched
     notifier = Notifier()
     notifier.status("starting")
     steps = StepLog()
@@ -170,8 +172,10 @@ def mount(config: Config, signals: StopSignals) -> None:
                 poll_interval=config.poll_interval,
                 health_interval=config.health_interval,
                 rescan_at_start=not first_scan,
+                kernel_listings=chosen.kernel,
             )
             steps.level = logging.INFO
+            log.info("%s", chosen.describe())
             Service(library, options, notifier, signals, cache, cached).run()
             signals.phase = FINAL_SHUTDOWN
             fault_point("shutdown.final")

@@ -89,6 +89,7 @@ class MountOptions:
     poll_interval: float
     health_interval: float
     rescan_at_start: bool
+    kernel_listings: bool = False
 
 
 def fuse_options(options: MountOptions) -> set[str]:
@@ -131,7 +132,11 @@ class Service:
             control.XATTR_CONTROL.encode(): os.fsencode(self.control_socket),
         }
         self.operations = MusicOperations(
-            lambda: library.tree, self.gateways, options.attr_timeout, root_xattrs
+            lambda: library.tree,
+            self.gateways,
+            options.attr_timeout,
+            root_xattrs,
+            kernel_listings=options.kernel_listings,
         )
         self.supervisor = Supervisor()
         self.rescans = Rescans(library, notifier)
