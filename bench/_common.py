@@ -187,13 +187,19 @@ class MusicFS:
 
 @contextlib.contextmanager
 def musicfs_mounted(
-    origin: Path, mountpoint: Path, state_dir: Path, log_path: Path, timeout: float = READY_TIMEOUT
+    origin: Path,
+    mountpoint: Path,
+    state_dir: Path,
+    log_path: Path,
+    timeout: float = READY_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> Iterator[MusicFS]:
-    """Spawn `musicfs mount`, wait until it answers, and stop it (SIGTERM, then SIGKILL) on the way out."""
+    """Spawn `musicfs mount` (with `env` added to its environment), wait until it answers, and stop it
+    (SIGTERM, then SIGKILL) on the way out."""
     fresh_dir(mountpoint)
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path.unlink(missing_ok=True)
-    daemon = DaemonProcess(mountpoint, [origin], state_dir, log_path)
+    daemon = DaemonProcess(mountpoint, [origin], state_dir, log_path, env=env)
     started = time.perf_counter()
     try:
         daemon.start()

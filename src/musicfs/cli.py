@@ -37,11 +37,28 @@ EXIT_INTERRUPTED = 130
 EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for other tools cut off by `| head`
 
 
+class _Version(argparse.Action):
+    """`--version`: MusicFS, and the pyfuse3, libfuse and listings mode a mount would use, on one line."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        from musicfs.fs import listings  # only here: every other command starts without pyfuse3
+
+        try:
+            stack = listings.fuse_stack(listings.choose())
+        except ConfigError as exc:
+            parser.exit(ConfigError.exit_code, f"musicfs: error: {exc}\n")
+        print(f"musicfs {__version__} ({stack})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musicfs", description="A read-only FUSE view of a music collection, organised by its tags."
     )
-    parser.add_argument("--version", action="version", version=f"musicfs {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version of MusicFS and its FUSE stack")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mount = commands.add_parser("mount", help="mount the library and serve it until stopped")

@@ -163,7 +163,10 @@ def test_a_rescan_finds_an_added_a_changed_and_a_removed_object(
 
 
 @pytest.mark.allow_log(
-    r"is offline \(no answer within", r"open failed: RemoteOrigin\(.*no answer within", r"is back; rescanning"
+    r"is offline \(no answer within",
+    r"open failed: RemoteOrigin\(.*no answer within",
+    r"is back; rescanning",
+    r"is degraded: \d+ reads timed out",  # when a read times out before the health check runs
 )
 @pytest.mark.failure_mode("remote-offline")
 def test_a_frozen_server_serves_cached_tracks_fails_others_fast_and_comes_back(

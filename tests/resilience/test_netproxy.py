@@ -373,7 +373,7 @@ def test_the_cli_proxy_is_steered_through_its_control_socket(echo: EchoServer, t
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+        process.communicate()  # reaps it and closes its pipes
 
 
 def test_the_control_socket_answers_a_bad_request_with_an_error(echo: EchoServer, tmp_path: Path) -> None:

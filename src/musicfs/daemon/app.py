@@ -53,6 +53,7 @@ from musicfs.daemon.progress import ScanProgress
 from musicfs.daemon.rescans import Rescans
 from musicfs.daemon.service import Parts, Service
 from musicfs.daemon.signals import FINAL_SHUTDOWN, StopRequested, StopSignals
+from musicfs.fs import listings
 from musicfs.fs.invalidate import invalidate_kernel_cache
 from musicfs.fs.operations import XATTR_PID, MusicOperations
 from musicfs.index.scanner import ScanCancelled, ScanReport
@@ -214,6 +215,7 @@ def assemble(
     """Build every component of a mount of `config`, in order (see the module docstring); what must be
     undone goes on `stack`. Raises StopRequested or ScanCancelled when a stop signal comes first."""
     assert config.mountpoint is not None
+    chosen = listings.choose()  # a bad MUSICFS_LISTINGS is refused before anything is touched
     lifecycle = Lifecycle()
     states = OriginStates()
     library = _open_instance(config, stack, steps, lifecycle, states, wrap_origin)
@@ -252,7 +254,10 @@ def assemble(
         XATTR_PID: str(os.getpid()).encode(),
         control.XATTR_CONTROL.encode(): os.fsencode(control_socket),
     }
-    operations = MusicOperations(lambda: library.tree, gateways, config.attr_timeout, root_xattrs)
+    operations = MusicOperations(
+        lambda: library.tree, gateways, config.attr_timeout, root_xattrs, kernel_listings=chosen.kernel
+    )
+    log.info("%s", chosen.describe())
     rescans = Rescans(library, notifier)
     health = OriginHealth(
         gateways,

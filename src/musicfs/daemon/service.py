@@ -100,6 +100,7 @@ class Parts:
     health: OriginHealth
     control_socket: Path
     rescan_at_start: bool
+    kernel_listings: bool = False
 
 
 def fuse_options(config: Config) -> set[str]:

@@ -33,7 +33,8 @@ R = TypeVar("R")
 _origin_failures = RateLimitedLog(log)
 
 
-_ROUTINE = frozenset({errno.ENOENT, errno.ENODATA, errno.EROFS})  # answers, not failures
+# Answers, not failures (ENOSYS: the opendir that asks for kernel-cached listings).
+_ROUTINE = frozenset({errno.ENOENT, errno.ENODATA, errno.EROFS, errno.ENOSYS})
 
 
 def fuse_handler(function: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:

@@ -4,7 +4,8 @@ Owns: the diff of two `Tree`s into kernel invalidations: entries that vanished, 
 another version of their file (`invalidate_entry`, so the next lookup brings the new generation and the
 kernel retires the old inode), files whose version changed (wherever they now are) and folders whose
 listing changed (`invalidate_inode`, which also drops cached pages, so a changed file never serves old
-bytes while an unchanged one keeps its page cache).
+bytes while an unchanged one keeps its page cache, and a folder's listing the kernel keeps in
+kernel-cached listings mode, `musicfs.fs.listings`: without it `ls` would show the old listing for good).
 Concurrency: called from the rescan worker thread after a publish, never from the trio thread (the
 kernel may answer an invalidation only after the request loop has run). Errors for inodes the
 kernel does not know are expected and ignored.

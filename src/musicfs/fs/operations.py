@@ -6,6 +6,9 @@ node shows, for a cover embedded in a track), the table of open files, the attri
 attributes `user.musicfs.origin` (files: where the bytes really are) and
 `user.musicfs.pid` and `user.musicfs.control` (root: the PID of the daemon serving this mount and its
 control socket; answered by name but not listed, so `cp -a` and `rsync -X` do not copy them, 7.6).
+Folder listings are kept by the kernel or asked of the daemon at every open, as chosen at start
+(`musicfs.fs.listings`): with kernel-cached listings `opendir` answers ENOSYS and `readdir` is given
+the folder's inode; otherwise `opendir` hands out the folder's inode as its handle.
 Concurrency: every handler runs as a trio task on the event-loop thread. Handlers read
 `tree_source()` once per request and use that snapshot throughout; they never block: origin I/O goes
 through `OriginGateway`, which keeps slow work off the loop with deadlines. Every handler is wrapped
@@ -58,11 +61,14 @@ class MusicOperations(pyfuse3.Operations):
         gateways: Mapping[int, OriginGateway],
         attr_timeout: float,
         root_xattrs: Mapping[bytes, bytes] | None = None,
+        *,
+        kernel_listings: bool = False,
     ) -> None:
         super().__init__()
         self._tree = tree_source
         self._gateways = gateways
         self._attr_timeout = attr_timeout
+        self._kernel_listings = kernel_listings
         self._root_xattrs = dict(root_xattrs or {XATTR_PID: str(os.getpid()).encode()})
         self._uid, self._gid = os.getuid(), os.getgid()
         self._open_files: dict[int, OpenFile] = {}
@@ -115,12 +121,17 @@ class MusicOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        if self._kernel_listings:
+            # The kernel's no-opendir mode, asked for once and kept for the mount: it keeps every
+            # listing until told the folder changed, and readdir then gets the inode (patched pyfuse3).
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         if not self._node(inode).is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         return inode
 
     @fuse_handler
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        # `fh` is the folder's inode in both modes: the handle opendir handed out, or the inode itself.
         tree = self._tree()
         folder = tree.get(fh)
         if folder is None:
