@@ -212,7 +212,12 @@ def test_sigterm_while_the_server_is_frozen_exits_zero(
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        wait_until(  # the read reached the daemon: the reader waits for its FUSE answer
+            lambda: Path(f"/proc/{reader.pid}/wchan").read_text() == "request_wait_answer",
+            "the reader's request to reach the daemon",
+            daemon.log,
+            10,
+        )
         started = time.monotonic()
         daemon.signal(15)
         assert daemon.wait_exit(30) == 0
