@@ -13,24 +13,23 @@ import trio
 
 from chaos.oracle import demo_view
 from chaos.origins import FaultyOrigin, OriginFault
-from musicfs.core.config import build_config
 from musicfs.fs.operations import MusicOperations
-from musicfs.index.store import Index
 from musicfs.library import Library
-from musicfs.origins.gateway import OriginGateway
+from tests.resilience.conftest import BuildApp
 
 TRACK = ("Björk", "Homogenic (1997)", "03 Unravel.flac")
 
 
-def _setup(origin_dir: Path, state: Path, faults: list[OriginFault]) -> tuple[MusicOperations, Library]:
-    config = build_config({}, {"origin": [str(origin_dir)], "state_dir": str(state)})
-    library = Library(config, Index(state / "index.sqlite"))
-    library.rescan()
-    faulty = FaultyOrigin.around(library.origins[0], faults, seed=3)
-    library.origins[0] = faulty
-    return MusicOperations(
-        lambda: library.tree, {faulty.origin_id: OriginGateway(faulty, 5.0)}, 300.0
-    ), library
+def _setup(
+    build_app: BuildApp, origin_dir: Path, faults: list[OriginFault]
+) -> tuple[MusicOperations, Library]:
+    """The real app on `origin_dir`, its origin failing with `faults` from after the first scan."""
+    service = build_app([origin_dir], faulty=True, read_timeout=5.0)
+    library = service.parts.library
+    (faulty,) = library.origins
+    assert isinstance(faulty, FaultyOrigin)
+    faulty.faults = tuple(faults)
+    return service.parts.operations, library
 
 
 def _inode(library: Library, names: tuple[str, ...]) -> int:
@@ -56,8 +55,8 @@ def _expected(origin_dir: Path, names: tuple[str, ...]) -> bytes:
 
 
 @pytest.mark.failure_mode("3.8")
-def test_short_reads_are_completed(library_copy: Path, tmp_path: Path) -> None:
-    ops, library = _setup(library_copy, tmp_path, [OriginFault("*", "short")])
+def test_short_reads_are_completed(library_copy: Path, build_app: BuildApp) -> None:
+    ops, library = _setup(build_app, library_copy, [OriginFault("*", "short")])
     inode = _inode(library, TRACK)
     assert trio.run(_read_all, ops, inode) == _expected(library_copy, TRACK)
 
@@ -66,9 +65,9 @@ def test_short_reads_are_completed(library_copy: Path, tmp_path: Path) -> None:
 @pytest.mark.failure_mode("3.8")
 @pytest.mark.parametrize(("action", "code"), [("eio", errno.EIO), ("enoent", errno.ENOENT)])
 def test_origin_errors_become_their_errno_for_that_file_only(
-    library_copy: Path, tmp_path: Path, action: str, code: int
+    library_copy: Path, build_app: BuildApp, action: str, code: int
 ) -> None:
-    ops, library = _setup(library_copy, tmp_path, [OriginFault("Downloads/Björk*", action)])
+    ops, library = _setup(build_app, library_copy, [OriginFault("Downloads/Björk*", action)])
     broken = _inode(library, TRACK)
     fine_names = ("Sigur Rós", "Untitled Demos", "01 Untitled #1.opus")
     fine = _inode(library, fine_names)
@@ -87,8 +86,8 @@ def test_origin_errors_become_their_errno_for_that_file_only(
 
 @pytest.mark.allow_log(r"unavailable \(.*vanished \(injected\)\); known files kept")
 @pytest.mark.failure_mode("origin-vanished")
-def test_vanished_origin_keeps_the_tree(library_copy: Path, tmp_path: Path) -> None:
-    _, library = _setup(library_copy, tmp_path, [OriginFault("*", "vanish")])
+def test_vanished_origin_keeps_the_tree(library_copy: Path, build_app: BuildApp) -> None:
+    _, library = _setup(build_app, library_copy, [OriginFault("*", "vanish")])
     before = library.tree.file_count
     reports = library.rescan()
     assert reports[0].unavailable

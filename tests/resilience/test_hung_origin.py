@@ -14,24 +14,22 @@ import trio.testing
 
 from chaos.oracle import demo_view
 from chaos.origins import FaultyOrigin, OriginFault
-from musicfs.core.config import build_config
 from musicfs.fs.operations import MusicOperations
-from musicfs.index.store import Index
 from musicfs.library import Library
-from musicfs.origins.gateway import OriginGateway
+from tests.resilience.conftest import BuildApp
 
 TIMEOUT = 10.0
 HUNG = "Music/Sigur Rós/*"
 
 
-def _operations(library_copy: Path, tmp_path: Path) -> tuple[MusicOperations, Library, FaultyOrigin]:
-    config = build_config({}, {"origin": [str(library_copy)], "state_dir": str(tmp_path)})
-    library = Library(config, Index(tmp_path / "index.sqlite"))
-    library.rescan()
-    (real,) = library.origins
-    faulty = FaultyOrigin(real.origin_id, real.root, [OriginFault(HUNG, "hang")])
-    gateways = {real.origin_id: OriginGateway(faulty, TIMEOUT)}
-    return MusicOperations(lambda: library.tree, gateways, 300.0), library, faulty
+def _operations(build_app: BuildApp, library_copy: Path) -> tuple[MusicOperations, Library, FaultyOrigin]:
+    """The real app on the library, every file under HUNG hanging from after the first scan on."""
+    service = build_app([library_copy], faulty=True, read_timeout=TIMEOUT)
+    library = service.parts.library
+    (faulty,) = library.origins
+    assert isinstance(faulty, FaultyOrigin)
+    faulty.faults = (OriginFault(HUNG, "hang"),)
+    return service.parts.operations, library, faulty
 
 
 def _inode(library: Library, *names: str) -> int:
@@ -43,10 +41,11 @@ def _inode(library: Library, *names: str) -> int:
     return inode
 
 
+@pytest.mark.allow_log(r"open failed: .*no answer within 10 s")
 @pytest.mark.failure_mode("5.1")
 @pytest.mark.failure_mode("3.8")
-def test_hung_read_gives_eio_while_others_are_served(library_copy: Path, tmp_path: Path) -> None:
-    ops, library, faulty = _operations(library_copy, tmp_path)
+def test_hung_read_gives_eio_while_others_are_served(library_copy: Path, build_app: BuildApp) -> None:
+    ops, library, faulty = _operations(build_app, library_copy)
     hung = _inode(library, "Sigur Rós", "Ágætis byrjun (1999)", "01 Svefn-g-englar.ogg")
     other = _inode(library, "Björk", "Debut (1993)", "01 Human Behaviour.mp3")
     other_bytes = demo_view(library_copy)["Björk/Debut (1993)/01 Human Behaviour.mp3"].read_bytes()
