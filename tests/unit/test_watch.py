@@ -20,17 +20,9 @@ import trio
 import trio.testing
 
 from musicfs.origins import watch
-from musicfs.origins.watch import (
-    IN_CREATE,
-    IN_ISDIR,
-    IN_Q_OVERFLOW,
-    ChangeBatch,
-    InotifyEvent,
-    InotifyWatcher,
-    filesystem_type,
-    needs_polling,
-    parse_events,
-)
+from musicfs.origins.fstype import filesystem_type, needs_polling
+from musicfs.origins.inotify import IN_CREATE, IN_ISDIR, IN_Q_OVERFLOW, InotifyEvent, parse_events
+from musicfs.origins.watch import ChangeBatch, InotifyWatcher
 
 WAIT = 600.0  # virtual seconds: a missing batch fails at once in real time
 
@@ -444,14 +436,14 @@ def test_the_watch_limit_is_reported_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_add_watch = watch._add_watch
+    real_add_watch = watch.add_watch
 
     def limited(fd: int, path: bytes, mask: int) -> int:
         if os.path.basename(path) == b"full":  # as if fs.inotify.max_user_watches were reached here
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_add_watch(fd, path, mask)
 
-    monkeypatch.setattr(watch, "_add_watch", limited)
+    monkeypatch.setattr(watch, "add_watch", limited)
     (origin / "ok").mkdir()
     (origin / "full").mkdir()
     with caplog.at_level(logging.WARNING, logger="musicfs.origins.watch"):

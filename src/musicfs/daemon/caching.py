@@ -24,8 +24,8 @@ from musicfs.core.config import Config
 from musicfs.core.errors import OriginError
 from musicfs.core.types import VersionKey
 from musicfs.library import Library
+from musicfs.origins.fstype import needs_polling
 from musicfs.origins.gateway import OriginGateway
-from musicfs.origins.watch import needs_polling
 
 log = logging.getLogger(__name__)
 

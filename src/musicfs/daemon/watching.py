@@ -24,7 +24,8 @@ from collections.abc import Callable
 import trio
 
 from musicfs.origins.base import Origin
-from musicfs.origins.watch import InotifyWatcher, needs_polling
+from musicfs.origins.fstype import needs_polling
+from musicfs.origins.watch import InotifyWatcher
 
 log = logging.getLogger(__name__)
 

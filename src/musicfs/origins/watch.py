@@ -1,13 +1,8 @@
-"""Live-update detection for local origins: inotify where it sees every change, polling elsewhere.
+"""Live-update detection for local origins: watching a folder tree with inotify.
 
-Owns: deciding whether an origin folder must be polled (`needs_polling`: network and FUSE filesystems,
-where inotify only sees changes made through this kernel), and watching a folder tree with inotify
-(`InotifyWatcher`), which turns the kernel's event stream into debounced `ChangeBatch`es of relative
-paths. inotify is reached through ctypes on libc: no third-party dependency.
-
-The filesystem type comes from /proc/self/mountinfo (the entry with the longest mount point containing
-the real path, parsed by `musicfs.mountinfo`). `os.statvfs` cannot tell it (Python exposes no
-`f_type`).
+Owns: `InotifyWatcher`, which turns the kernel's event stream into debounced `ChangeBatch`es of
+relative paths. Whether an origin can be watched at all (or must be polled) is
+`musicfs.origins.fstype.needs_polling`; the system calls are `musicfs.origins.inotify`.
 
 What a watcher reports matches what the scanner (`musicfs.origins.local`) walks: hidden entries (names
 starting with '.') are ignored, symlinked folders are followed only when they lead to a folder inside
@@ -22,189 +17,46 @@ task of the same trio run (a task blocked in `next_batch` then gets `trio.Closed
 Blocking calls: the constructor walks the whole tree (run it in a worker thread for a big library,
 then hand the watcher to its task), and a folder that appears is listed on the spot, inside
 `next_batch`. Both are plain local-disk calls: inotify is only used where `needs_polling` says False.
-`needs_polling` resolves the path (realpath), which may hang on a dead network share: call it from a
-worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import logging
 import os
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import trio
 
-from musicfs.mountinfo import parse_mountinfo, read_mountinfo
+from musicfs.origins.inotify import (
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    WATCH_MASK,
+    InotifyEvent,
+    add_watch,
+    inotify_init,
+    parse_events,
+    rm_watch,
+)
 
 log = logging.getLogger(__name__)
-
-# Event bits from <sys/inotify.h> (the same on every architecture).
-IN_ATTRIB = 0x00000004
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_DELETE_SELF = 0x00000400
-IN_MOVE_SELF = 0x00000800
-IN_UNMOUNT = 0x00002000
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_EXCL_UNLINK = 0x04000000
-IN_ISDIR = 0x40000000
-
-WATCH_MASK = (
-    IN_CLOSE_WRITE
-    | IN_ATTRIB
-    | IN_CREATE
-    | IN_DELETE
-    | IN_MOVED_FROM
-    | IN_MOVED_TO
-    | IN_DELETE_SELF
-    | IN_MOVE_SELF
-    | IN_ONLYDIR
-    | IN_EXCL_UNLINK
-)
-"""What every folder watch asks for. IN_ATTRIB stays: some retag tools only touch times and modes."""
 
 _ROOT_GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED
 _APPEARED = IN_CREATE | IN_MOVED_TO
 _VANISHED = IN_DELETE | IN_MOVED_FROM
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 _READ_SIZE = 64 * 1024  # many events per read; always more than one event with a 255-byte name
 _MAX_READS = 16  # per read_events: 1 MiB, more than the default queue of 16384 events holds
 _LIMIT_ERRNOS = (errno.ENOSPC, errno.ENOMEM)  # ENOSPC: fs.inotify.max_user_watches reached
-
-POLLING_FSTYPES = frozenset(
-    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs"}  # NFS, SMB/CIFS
-    | {"fuse", "fuseblk", "virtiofs", "9p"}  # FUSE (and every fuse.* subtype), VM shares
-    | {"ceph", "glusterfs", "lustre", "gpfs", "beegfs", "orangefs", "ocfs2", "gfs2"}  # cluster
-    | {"afs", "kafs", "coda", "davfs"}
-)
-"""Filesystems whose files can change without this kernel seeing it (plus every `fuse.*` subtype)."""
-
-
-# --- which origins must be polled ------------------------------------------------------------------
-
-
-def needs_polling(root: bytes, mountinfo: bytes | None = None) -> bool:
-    """True when `root` is on a filesystem where inotify misses changes made elsewhere.
-
-    That is NFS, SMB/CIFS, FUSE (sshfs, rclone, ...), 9p, Ceph, GlusterFS, AFS and the like: inotify
-    only reports what goes through this kernel, so a file copied in by another machine goes unseen.
-    When the type cannot be found (no /proc), polling is the answer: it is slower but never misses.
-
-    Args:
-        root: the origin folder.
-        mountinfo: the text of /proc/self/mountinfo; read from there when None (tests pass their own).
-    """
-    fstype = filesystem_type(root, mountinfo)
-    if fstype is None:
-        log.info("cannot tell the filesystem of %s; it will be polled", _show(root))
-        return True
-    return fstype in POLLING_FSTYPES or fstype.startswith("fuse.")
-
-
-def filesystem_type(root: bytes, mountinfo: bytes | None = None) -> str | None:
-    """The type ("ext4", "nfs4", "fuse.sshfs" ...) of the mount holding `root`, or None if unknown.
-
-    The mount is the one whose mount point is the longest prefix of the real path (symlinks resolved);
-    of mounts stacked on one point, the last listed (the visible one) wins.
-    """
-    if mountinfo is None:
-        try:
-            mountinfo = read_mountinfo()
-        except OSError:
-            return None
-    path = os.path.realpath(root)
-    best: tuple[int, str] | None = None
-    for entry in parse_mountinfo(mountinfo):
-        if _contains(entry.mount_point, path) and (best is None or len(entry.mount_point) >= best[0]):
-            best = (len(entry.mount_point), entry.fstype)
-    return None if best is None else best[1]
-
-
-def _contains(mount_point: bytes, path: bytes) -> bool:
-    return mount_point == b"/" or path == mount_point or path.startswith(mount_point + b"/")
-
-
-# --- the inotify system calls -----------------------------------------------------------------------
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.inotify_init1.argtypes = [ctypes.c_int]
-    libc.inotify_init1.restype = ctypes.c_int
-    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    libc.inotify_add_watch.restype = ctypes.c_int
-    libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-    libc.inotify_rm_watch.restype = ctypes.c_int
-    return libc
-
-
-def _checked(result: int, path: bytes | None = None) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), None if path is None else os.fsdecode(path))
-    return result
-
-
-def _inotify_init() -> int:
-    """A new non-blocking, close-on-exec inotify descriptor (IN_NONBLOCK and IN_CLOEXEC are O_ flags)."""
-    return _checked(int(_libc().inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)))
-
-
-def _add_watch(fd: int, path: bytes, mask: int) -> int:
-    """inotify_add_watch: the watch descriptor (the same one again for a folder already watched)."""
-    return _checked(int(_libc().inotify_add_watch(fd, path, mask)), path)
-
-
-def _rm_watch(fd: int, wd: int) -> None:
-    """inotify_rm_watch, ignoring a watch the kernel already dropped (EINVAL)."""
-    _libc().inotify_rm_watch(fd, wd)
-
-
-# --- events and batches -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InotifyEvent:
-    """One decoded `struct inotify_event`; `name` is empty for events about the watched folder itself."""
-
-    wd: int
-    mask: int
-    cookie: int
-    name: bytes
-
-
-def parse_events(buffer: bytes) -> list[InotifyEvent]:
-    """Decode a buffer read from an inotify descriptor (the kernel only ever returns whole events).
-
-    Raises:
-        ValueError: the buffer ends inside an event.
-    """
-    events = []
-    offset = 0
-    while offset < len(buffer):
-        if offset + _EVENT.size > len(buffer):
-            raise ValueError(f"truncated inotify event at offset {offset}")
-        wd, mask, cookie, length = _EVENT.unpack_from(buffer, offset)
-        start = offset + _EVENT.size
-        if start + length > len(buffer):
-            raise ValueError(f"truncated inotify event name at offset {offset}")
-        name = buffer[start : start + length].split(b"\0", 1)[0]
-        events.append(InotifyEvent(wd, mask, cookie, name))
-        offset = start + length
-    return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +113,7 @@ class InotifyWatcher:
 
     def __init__(self, root: bytes) -> None:
         self.root = os.path.abspath(root)
-        self._fd = _inotify_init()
+        self._fd = inotify_init()
         self._root_wd = -1
         self._paths: dict[int, bytes] = {}  # wd -> relative folder path
         self._wds: dict[bytes, int] = {}  # relative folder path -> wd
@@ -409,7 +261,7 @@ class InotifyWatcher:
             log.info("watched origin folder %s is gone", _show(self.root))
         self._root_gone = True
         for wd in list(self._paths):
-            _rm_watch(self._fd, wd)
+            rm_watch(self._fd, wd)
         self._forget_all()
 
     def _must_report_now(self) -> bool:
@@ -421,7 +273,7 @@ class InotifyWatcher:
         """Watch the root and every folder below it; raise if the root itself cannot be watched."""
         self._root_wd = -1
         try:
-            self._root_wd = _add_watch(self._fd, self.root, WATCH_MASK)
+            self._root_wd = add_watch(self._fd, self.root, WATCH_MASK)
         except OSError as exc:
             if exc.errno not in _LIMIT_ERRNOS:
                 raise
@@ -452,7 +304,7 @@ class InotifyWatcher:
     def _try_watch(self, reldir: bytes) -> bool:
         """Add a watch; True if this folder is newly watched (so its content must be walked)."""
         try:
-            wd = _add_watch(self._fd, os.path.join(self.root, reldir), WATCH_MASK)
+            wd = add_watch(self._fd, os.path.join(self.root, reldir), WATCH_MASK)
         except OSError as exc:
             if exc.errno in _LIMIT_ERRNOS:
                 self._limit_hit(reldir)
@@ -505,7 +357,7 @@ class InotifyWatcher:
             if wd is None:
                 continue
             del self._paths[wd]
-            _rm_watch(self._fd, wd)
+            rm_watch(self._fd, wd)
             if wd in self._aliased:
                 # The folder is still reachable by its other path, now unwatched: start over.
                 changes.overflow = True
@@ -519,7 +371,7 @@ class InotifyWatcher:
     def _rebuild(self, changes: _Changes) -> None:
         """Replace the descriptor and watch everything again (after lost events)."""
         old = self._fd
-        self._fd = _inotify_init()
+        self._fd = inotify_init()
         _close_fd(old)
         self._forget_all()
         try:
