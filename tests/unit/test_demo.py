@@ -12,10 +12,9 @@ from pathlib import Path
 import mutagen
 import pytest
 
-from musicfs import demo
 from musicfs.core.kinds import AUDIO_EXTENSIONS, is_cover_name
 from musicfs.core.types import TagSet
-from musicfs.demo import DemoLibrary, generate_bulk, generate_library
+from musicfs.demo import DemoLibrary, containers, generate_bulk, generate_library
 from musicfs.tags import read_tags
 
 
@@ -66,7 +65,12 @@ def test_every_audio_file_but_the_corrupt_one_opens_with_mutagen(library: DemoLi
 def test_the_m4a_holds_apple_lossless(library: DemoLibrary) -> None:
     (m4a,) = [track.path for track in library.tracks if track.path.suffix == ".m4a"]
     info = mutagen.File(m4a).info
-    assert (info.codec, info.sample_rate, info.channels, info.bits_per_sample) == ("alac", demo.RATE, 1, 16)
+    assert (info.codec, info.sample_rate, info.channels, info.bits_per_sample) == (
+        "alac",
+        containers.RATE,
+        1,
+        16,
+    )
 
 
 def test_library_holds_the_promised_edge_cases(library: DemoLibrary) -> None:
@@ -157,7 +161,7 @@ def test_bulk_rejects_a_template_that_is_not_flac(library: DemoLibrary, tmp_path
 
 def test_silent_mp3_fallback_is_a_real_mp3(tmp_path: Path) -> None:
     path = tmp_path / "silent.mp3"
-    path.write_bytes(demo._silent_mp3(1.0))
+    path.write_bytes(containers.silent_mp3(1.0))
     audio = mutagen.File(path)
     assert type(audio).__name__ == "MP3"
     assert audio.info.length == pytest.approx(1.0, abs=0.05)
@@ -167,11 +171,3 @@ def test_missing_audio_modules_give_a_clear_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "soundfile", None)
     with pytest.raises(RuntimeError, match=r"musicfs\[demo\]"):
         generate_library(tmp_path / "lib")
-
-
-def test_main_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main([str(tmp_path / "lib"), "--seed", "2", "--seconds", "0.2"]) == 0
-    out = capsys.readouterr().out
-    assert str(tmp_path / "lib") in out and f"{len(demo._SPECS)} tracks" in out
-    assert demo.main([str(tmp_path / "bulk"), "--bulk", "15"]) == 0
-    assert "15 tracks" in capsys.readouterr().out
