@@ -118,3 +118,17 @@ def bindfs() -> Iterator[MountBindfs]:
     yield mount
     for mounted in mounts:
         mounted.cleanup()
+
+
+def read_past_the_kernel(path: Path) -> bytes:
+    """Read a file of the mount through the daemon: the kernel's pages of it are dropped first (a
+    file opened with keep_cache would be answered from them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        chunks = []
+        while data := os.read(fd, 1 << 17):
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

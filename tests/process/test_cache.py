@@ -16,7 +16,7 @@ import pytest
 from chaos.daemon import MUSICFS, DaemonProcess
 from chaos.oracle import demo_view
 from chaos.plan import FaultPlan, FaultRule
-from tests.process.conftest import Spawn, status_of, wait_until
+from tests.process.conftest import Spawn, read_past_the_kernel, status_of, wait_until
 
 ALBUM = Path("Sigur Rós") / "Ágætis byrjun (1999)"
 NEVER_READ = Path("Björk") / "Homogenic (1997)" / "03 Unravel.flac"
@@ -30,19 +30,6 @@ def _cache(mountpoint: Path) -> dict[str, int]:
     cache = status_of(mountpoint)["cache"]
     assert isinstance(cache, dict)
     return cache
-
-
-def _read_uncached_by_the_kernel(path: Path) -> bytes:
-    """Read through the daemon: drop the kernel's pages of this file first (keep_cache keeps them)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while data := os.read(fd, 1 << 17):
-            chunks.append(data)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.allow_log(r"is offline")
@@ -68,12 +55,12 @@ def test_a_track_played_once_plays_again_with_the_origin_gone(
     )
     hits_before = _cache(daemon.mountpoint)["hits"]
     for name, expected in played.items():
-        assert _read_uncached_by_the_kernel(album / name) == expected
+        assert read_past_the_kernel(album / name) == expected
     assert _cache(daemon.mountpoint)["hits"] >= hits_before + len(played)  # served by the cache
 
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_uncached_by_the_kernel(daemon.mountpoint / NEVER_READ)
+        read_past_the_kernel(daemon.mountpoint / NEVER_READ)
     assert error.value.errno == errno.EIO
     assert time.monotonic() - started < 1.0
     metrics = subprocess.run(
@@ -109,7 +96,7 @@ def test_a_flipped_bit_in_the_cache_is_never_served(library_copy: Path, spawn: S
         data[len(data) // 2] ^= 0x10
         chunk.write_bytes(bytes(data))
     second = spawn([], args=["--config", str(config)])
-    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "01 Svefn-g-englar.ogg") == expected
+    assert read_past_the_kernel(second.mountpoint / ALBUM / "01 Svefn-g-englar.ogg") == expected
     assert _cache(second.mountpoint)["quarantined"] >= 1
 
 
@@ -129,7 +116,7 @@ def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> N
         shown = daemon.mountpoint / "Unknown Artist" / "Unknown Album"
         for _ in range(2):
             for name, data in tracks.items():
-                assert _read_uncached_by_the_kernel(shown / name) == data
+                assert read_past_the_kernel(shown / name) == data
         cache = _cache(daemon.mountpoint)
         assert cache["mode"] == "pass-through" or cache["evictions"] > 0
         daemon.signal(15)
@@ -161,12 +148,12 @@ def test_kill9_between_write_and_rename_leaves_a_consistent_cache(
     assert "full check repaired 1" in second.log()
     assert not list((cache_dir / "tmp").iterdir())
     expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
-    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
+    assert read_past_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
     library_copy.rename(tmp_path / "away")  # now served from the cache alone
     wait_until(
         lambda: status_of(second.mountpoint)["state"] == "offline", "the origin to go offline", second.log
     )
-    assert _read_uncached_by_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
+    assert read_past_the_kernel(second.mountpoint / ALBUM / "02 Starálfur.ogg") == expected
 
 
 def _quietly_read(path: Path) -> None:
@@ -188,7 +175,7 @@ def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     album = daemon.mountpoint / ALBUM
     cache_dir.rename(tmp_path / "cache-away")  # the cache disk is unplugged
     expected = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track1.ogg").read_bytes()
-    assert _read_uncached_by_the_kernel(album / "01 Svefn-g-englar.ogg") == expected  # no error: pass-through
+    assert read_past_the_kernel(album / "01 Svefn-g-englar.ogg") == expected  # no error: pass-through
     assert _cache(daemon.mountpoint)["mode"] == "pass-through"
     assert status_of(daemon.mountpoint)["state"] == "degraded"
 
@@ -196,7 +183,7 @@ def test_a_vanished_cache_dir_gives_pass_through_then_recovers(
     other = (library_copy / "Music/Sigur Rós/Ágætis byrjun/track2.ogg").read_bytes()
 
     def cache_used_again() -> bool:  # no timer: the first cache call past cache_retry tries the disk
-        assert _read_uncached_by_the_kernel(album / "02 Starálfur.ogg") == other
+        assert read_past_the_kernel(album / "02 Starálfur.ogg") == other
         return _cache(daemon.mountpoint)["mode"] == "ok"
 
     wait_until(cache_used_again, "the cache to be used again", daemon.log)
@@ -219,7 +206,7 @@ def test_a_track_read_in_part_is_cached_whole_in_the_background(
     wait_until(
         lambda: status_of(daemon.mountpoint)["state"] == "offline", "the origin to go offline", daemon.log
     )
-    assert _read_uncached_by_the_kernel(shown) == expected
+    assert read_past_the_kernel(shown) == expected
 
 
 @pytest.mark.failure_mode("2.4")

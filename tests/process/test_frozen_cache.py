@@ -18,7 +18,14 @@ from chaos.bindfs import Bindfs
 from chaos.daemon import DaemonProcess
 from chaos.freeze import thread_states
 from chaos.mountinfo import mount_at
-from tests.process.conftest import MountBindfs, Spawn, assert_clean_log, status_of, wait_until
+from tests.process.conftest import (
+    MountBindfs,
+    Spawn,
+    assert_clean_log,
+    read_past_the_kernel,
+    status_of,
+    wait_until,
+)
 
 READ_TIMEOUT = 8.0  # the cache's deadline is half of it: 4 s, well apart from a pass-through read
 DRAIN_TIMEOUT = 2.0
@@ -54,15 +61,8 @@ def _config(tmp_path: Path, origin: Path, cache_dir: Path) -> Path:
 def _read(path: Path) -> tuple[bytes, float]:
     """Read through the daemon (the kernel's pages of the file dropped first); the bytes and seconds."""
     started = time.monotonic()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        parts = []
-        while data := os.read(fd, 1 << 17):
-            parts.append(data)
-    finally:
-        os.close(fd)
-    return b"".join(parts), time.monotonic() - started
+    data = read_past_the_kernel(path)
+    return data, time.monotonic() - started
 
 
 def _cache(daemon: DaemonProcess) -> dict[str, object]:

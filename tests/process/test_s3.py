@@ -23,7 +23,14 @@ from chaos.seaweedfs import ACCESS_KEY, SECRET_KEY, upload_tree
 from musicfs.demo import DemoLibrary
 from tests.conftest import S3Place
 from tests.process.albums import source_flac, write_album, write_track
-from tests.process.conftest import Spawn, assert_clean_log, musicfs, status_of, wait_until
+from tests.process.conftest import (
+    Spawn,
+    assert_clean_log,
+    musicfs,
+    read_past_the_kernel,
+    status_of,
+    wait_until,
+)
 
 READ_TIMEOUT = 2.0
 
@@ -71,19 +78,6 @@ def _view(mountpoint: Path) -> dict[Path, bytes]:
         for path in sorted(mountpoint.rglob("*.flac"))
         if path.is_file()
     }
-
-
-def _read_past_the_kernel(path: Path) -> bytes:
-    """Read through the daemon: drop the kernel's pages of this file first (keep_cache keeps them)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while data := os.read(fd, 1 << 17):
-            chunks.append(data)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _origin_state(daemon: DaemonProcess) -> str:
@@ -181,21 +175,21 @@ def test_a_frozen_server_serves_cached_tracks_fails_others_fast_and_comes_back(
     s3_place.server.freeze()
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / never_read)
+        read_past_the_kernel(mnt / never_read)
     assert error.value.errno == errno.EIO
     assert time.monotonic() - started < READ_TIMEOUT + 1.5, "a read must give up at its deadline"
     wait_until(lambda: _origin_state(daemon) == "offline", "the origin to be reported offline", daemon.log)
     assert status_of(mnt)["state"] == "offline"
-    assert _read_past_the_kernel(mnt / played) == s3_library[played]  # from the verified cache
+    assert read_past_the_kernel(mnt / played) == s3_library[played]  # from the verified cache
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / read_later)
+        read_past_the_kernel(mnt / read_later)
     assert error.value.errno == errno.EIO and time.monotonic() - started < 1.0  # offline: at once
     assert sorted(p.relative_to(mnt) for p in mnt.rglob("*.flac")) == sorted(s3_library)  # view kept
 
     s3_place.server.thaw()
     wait_until(lambda: _origin_state(daemon) == "ok", "the origin to be back", daemon.log)
-    assert _read_past_the_kernel(mnt / read_later) == s3_library[read_later]
+    assert read_past_the_kernel(mnt / read_later) == s3_library[read_later]
     assert SECRET_KEY not in daemon.log()
 
 
