@@ -54,7 +54,7 @@ from typing import Literal, TypeVar
 from musicfs.cache.records import CacheRecords, Totals
 from musicfs.cache.space import DiskSpace, Watermarks, excess, statvfs_space
 from musicfs.core.faults import fault_point
-from musicfs.core.types import VersionKey
+from musicfs.core.types import Progress, VersionKey
 
 __all__ = ["CHUNK_SIZE", "CacheUsage", "CheckReport", "ChunkStore", "VersionKey", "Watermarks"]
 
@@ -250,17 +250,18 @@ class ChunkStore:
 
     # -- start-up, fsck, shutdown --------------------------------------------------------------
 
-    def check(self, *, full: bool = False) -> CheckReport:
+    def check(self, *, full: bool = False, progress: Progress | None = None) -> CheckReport:
         """Repair the cache: database quick_check, stray temp files, records without files, files
         without records, unreferenced chunks, and verification of a sample of chunks (all with
-        `full`). For start-up and `fsck`; blocks other changes while it runs."""
+        `full`; `progress(done, total)` is told after each). For start-up and `fsck`; blocks other
+        changes while it runs."""
         report = CheckReport()
         if self._records is None and not self._available():
             report.failure = self._failure
             return report
         try:
             with self._lock:
-                self._check(self._require(), report, full)
+                self._check(self._require(), report, full, progress)
         except (OSError, sqlite3.Error, _StorageFailure) as exc:
             self._fail(exc)
             report.failure = self._failure
@@ -546,7 +547,9 @@ class ChunkStore:
         with self._lock:
             self._quarantine_chunk(records, digest)
 
-    def _check(self, records: CacheRecords, report: CheckReport, full: bool) -> None:
+    def _check(
+        self, records: CacheRecords, report: CheckReport, full: bool, progress: Progress | None = None
+    ) -> None:
         """The steps of `check` (called under the lock)."""
         self._flush_uses(records)
         report.database_set_aside = records.set_aside or not records.quick_check()
@@ -575,6 +578,8 @@ class ChunkStore:
             if not _intact(self._path(digest), digest, recorded[digest]):
                 self._quarantine_chunk(records, digest)
                 report.corrupt_quarantined += 1
+            if progress is not None:
+                progress(report.verified, len(sample))
         self._used_bytes = records.totals().bytes
 
     def _chunk_files(self, report: CheckReport) -> dict[str, Path]:
