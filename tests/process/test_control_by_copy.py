@@ -51,7 +51,7 @@ def test_a_backup_of_the_mount_root_carries_nothing_that_steers_the_daemon(
     # The live mount still answers the exact names (how the commands find their daemon).
     assert int(os.getxattr(daemon.mountpoint, "user.musicfs.pid")) == daemon.pid
     assert not set(STEERING) & set(os.listxattr(daemon.mountpoint))
-    _refused_everywhere(daemon, copy, "is not a mountpoint")
+    _refused_everywhere(daemon, copy, "nothing is mounted at")
 
 
 @pytest.mark.failure_mode("7.6")
@@ -64,8 +64,8 @@ def test_a_folder_that_carries_the_root_attributes_is_refused(
     old_backup.mkdir()
     for name in STEERING:
         os.setxattr(old_backup, name, os.getxattr(daemon.mountpoint, name))
-    _refused_everywhere(daemon, old_backup, "is not a mountpoint")
+    _refused_everywhere(daemon, old_backup, "nothing is mounted at")
     inside = daemon.mountpoint / "Björk"  # inside the mount, but not the mount itself
-    _refused_everywhere(daemon, inside, "is not a mountpoint")
+    _refused_everywhere(daemon, inside, "nothing is mounted at")
     done = musicfs("status", str(daemon.mountpoint))
     assert done.returncode == 0, done.stderr  # the mount itself still works
