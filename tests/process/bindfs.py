@@ -48,8 +48,22 @@ class Bindfs:
         return self.process.pid
 
     def freeze(self) -> None:
-        """SIGSTOP: every request to the mount now waits (a frozen NAS)."""
+        """SIGSTOP: every request to the mount now waits (a frozen NAS). Returns once every thread of
+        bindfs has stopped: one still running could take a request and then stop holding it, and the
+        kernel waits out a request its server has taken even for a process that is exiting."""
         os.kill(self.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(state == "T" for state in self._thread_states()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bindfs {self.pid} did not stop: {self._thread_states()}")
+            time.sleep(0.005)
+
+    def _thread_states(self) -> list[str]:
+        states = []
+        for thread in os.listdir(f"/proc/{self.pid}/task"):
+            with contextlib.suppress(FileNotFoundError), open(f"/proc/{self.pid}/task/{thread}/stat") as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        return states
 
     def thaw(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
