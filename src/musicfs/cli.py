@@ -10,6 +10,7 @@ Concurrency: main thread only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -19,11 +20,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
 from musicfs.core.errors import ConfigError, ExitCode, StateDirError, UserError
+from musicfs.daemon import terminal
 from musicfs.daemon.crash import install_crash_hooks
 from musicfs.daemon.logsetup import setup_logging
 from musicfs.tree.template import FIELDS
@@ -40,7 +42,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (and exit 2), like every other user error."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"musicfs: error: {message.removeprefix('argument ')}; see --help", file=sys.stderr)
+        line = f"musicfs: error: {message.removeprefix('argument ')}"
+        hint = "; see --help"
+        fits = terminal.cells(line + hint) <= terminal.columns(sys.stderr)
+        print(line + hint if fits else line, file=sys.stderr)
         sys.exit(ExitCode.USAGE)
 
 
@@ -134,9 +139,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _log_level(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, type=str.upper, default=None, metavar="L", help=LOG_LEVEL_HELP
-    )
+    parser.add_argument("--log-level", type=_level, default=None, metavar="L", help=LOG_LEVEL_HELP)
+
+
+def _level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
+    return text.upper()
 
 
 def _library_arguments(parser: argparse.ArgumentParser, *, with_state: bool = True) -> None:
@@ -265,7 +274,7 @@ def _fsck(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace) -> int:
     import json
 
-    from musicfs.daemon import client, control, terminal
+    from musicfs.daemon import client, control
 
     if (args.mountpoint is None) == (args.state_dir is None):
         raise ConfigError(f"musicfs {args.command} needs a MOUNTPOINT or --state-dir (one of them)")
@@ -312,21 +321,44 @@ def main(argv: Sequence[str] | None = None, *, wrap_origin: OriginWrapper | None
     setup_logging(args.log_level or "INFO")
     install_crash_hooks()
     try:
+        return _outcome(args, wrap_origin)
+    finally:
+        _settle(sys.stderr)
+
+
+def _outcome(args: argparse.Namespace, wrap_origin: OriginWrapper | None) -> int:
+    try:
         code: int = _run(args, wrap_origin)
         sys.stdout.flush()  # a closed stdout fails here, not in the interpreter's exit
         return code
     except BrokenPipeError:  # every other pipe and socket is wrapped: this is stdout, read by `head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush stays quiet
+        _settle(sys.stdout)
         return ExitCode.STDOUT_CLOSED
     except UserError as exc:
-        print(f"musicfs: error: {exc}", file=sys.stderr)
+        _say(f"musicfs: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("musicfs: interrupted", file=sys.stderr)
+        _say("musicfs: interrupted")
         return ExitCode.INTERRUPTED
     except Exception:
         log.exception("internal error (a bug in MusicFS; please report it with this traceback)")
         return ExitCode.INTERNAL
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a reader that is gone (`| cat` interrupted too) does not change the outcome."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _settle(stream: TextIO) -> None:
+    """Flush `stream`; if its reader is gone, point it at /dev/null so that the interpreter's own last
+    flush cannot fail and turn the exit code into 120 (seen: `musicfs mount ... | cat`, Ctrl-C)."""
+    try:
+        stream.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 if __name__ == "__main__":

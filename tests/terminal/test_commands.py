@@ -200,6 +200,7 @@ USER_ERRORS: dict[str, tuple[ErrorCase, int, str]] = {
     "no-mountpoint": (lambda s, _: ["mount", "--origin", str(s / "lib")], 2, "no mountpoint"),
     "unknown-option": (lambda s, _: _mount(s, "--origin", s / "lib", "--bogus"), 2, "--bogus"),
     "bad-number": (lambda s, _: _mount(s, "--origin", s / "lib", "--read-timeout", "soon"), 2, "soon"),
+    "bad-log-level": (lambda s, _: ["scan", "--origin", str(s / "lib"), "--log-level", "loud"], 2, "'loud'"),
     "status-without-target": (lambda s, _: ["status"], 2, "MOUNTPOINT or --state-dir"),
     "missing-origin": (lambda s, _: _mount(s, "--origin", s / "nope"), 3, f"{os.sep}nope"),
     "origin-inside-mountpoint": (_inner, 3, "inside the mountpoint"),
