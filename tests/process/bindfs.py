@@ -61,7 +61,10 @@ class Bindfs:
     def _thread_states(self) -> list[str]:
         states = []
         for thread in os.listdir(f"/proc/{self.pid}/task"):
-            with contextlib.suppress(FileNotFoundError), open(f"/proc/{self.pid}/task/{thread}/stat") as stat:
+            with (
+                contextlib.suppress(FileNotFoundError, ProcessLookupError),
+                open(f"/proc/{self.pid}/task/{thread}/stat") as stat,
+            ):
                 states.append(stat.read().rsplit(")", 1)[1].split()[0])
         return states
 

@@ -65,9 +65,12 @@ def no_request_in_the_origin(pid: int, timeout: float = 10) -> None:
     while True:
         waiting = []
         for thread in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{thread}/wchan") as wchan:
-                if wchan.read() == "request_wait_answer":
-                    waiting.append(thread)
+            try:
+                with open(f"/proc/{pid}/task/{thread}/wchan") as wchan:
+                    if wchan.read() == "request_wait_answer":
+                        waiting.append(thread)
+            except (FileNotFoundError, ProcessLookupError):  # a thread that has just ended
+                continue
         if not waiting:
             return
         assert time.monotonic() < deadline, f"threads {waiting} still wait for a FUSE server"
