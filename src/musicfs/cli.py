@@ -1,15 +1,16 @@
 """The `musicfs` command: arguments -> Config -> daemon, and every error -> one line and an exit code.
 
-Owns: the command-line interface (mount, unmount, scan, tree, demo) and the exit codes documented in
-README.md: 0 success, 1 other user error, 2 bad usage or config, 3 origin problem, 4 mountpoint
-problem, 5 state directory problem (also: its disk is full), 6 already running, 7 FUSE refused the
-mount, 70 internal error (a bug: traceback logged), 130 interrupted, 141 stdout closed early (`| head`).
+Owns: the command-line interface (mount, unmount, scan, tree, demo, fsck and the control commands),
+its help (every option explained; the exit codes of `musicfs.core.errors.ExitCode` at the end of
+`musicfs --help`) and the one rule for what goes wrong: a line `musicfs: error: ...` on stderr and
+the exit code of its kind, for bad arguments too (argparse's own usage errors included).
 Concurrency: main thread only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -19,22 +20,38 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
-from musicfs.core.errors import ConfigError, StateDirError, UserError
+from musicfs.core.errors import ConfigError, ExitCode, StateDirError, UserError
+from musicfs.daemon import terminal
 from musicfs.daemon.crash import install_crash_hooks
 from musicfs.daemon.logsetup import setup_logging
+from musicfs.tree.template import FIELDS
 
 if TYPE_CHECKING:
     from musicfs.library import OriginWrapper
 
 log = logging.getLogger("musicfs")
 
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
-EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for other tools cut off by `| head`
+LOG_LEVEL_HELP = "how much to log: DEBUG, INFO (default), WARNING or ERROR"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line (and exit 2), like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        line = f"musicfs: error: {message.removeprefix('argument ')}"
+        hint = "; see --help"
+        fits = terminal.cells(line + hint) <= terminal.columns(sys.stderr)
+        print(line + hint if fits else line, file=sys.stderr)
+        sys.exit(ExitCode.USAGE)
+
+
+def help_epilog() -> str:
+    """The exit codes, as the end of `musicfs --help` shows them."""
+    return "exit codes:\n" + "\n".join(f"  {int(code):<4} {code.meaning}" for code in ExitCode)
 
 
 class _Version(argparse.Action):
@@ -55,11 +72,14 @@ class _Version(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="musicfs", description="A read-only FUSE view of a music collection, organised by its tags."
+    parser = _Parser(
+        prog="musicfs",
+        description="A read-only FUSE view of a music collection, organised by its tags.",
+        epilog=help_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_Version, help="show the version of MusicFS and its FUSE stack")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     mount = commands.add_parser("mount", help="mount the library and serve it until stopped")
     mount.add_argument(
@@ -95,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, metavar="FILE", help="a TOML config file")
     check.add_argument("--state-dir", metavar="DIR", help="where the index and lock live")
     check.add_argument("--cache-dir", metavar="DIR", help="the cache to check")
-    check.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    _log_level(check)
     check.add_argument("--full", action="store_true", help="verify everything, not a sample")
     check.add_argument("--repair", action="store_true", help="set a damaged index aside to be rebuilt")
 
@@ -110,9 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     unmount = commands.add_parser(
         "unmount", help="stop the MusicFS serving MOUNTPOINT, or clean a dead mount"
     )
-    unmount.add_argument("mountpoint", type=Path)
-    unmount.add_argument("--timeout", type=float, default=30.0, metavar="S")
-    unmount.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    unmount.add_argument("mountpoint", type=Path, help="where it is mounted")
+    unmount.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for it (default 30)"
+    )
+    _log_level(unmount)
 
     for name, text in (
         ("status", "show what a running MusicFS is doing (a table on a terminal, JSON otherwise)"),
@@ -123,17 +145,29 @@ def _parser() -> argparse.ArgumentParser:
         control_parser = commands.add_parser(name, help=text)
         control_parser.add_argument("mountpoint", type=Path, nargs="?", help="the mountpoint it serves")
         control_parser.add_argument("--state-dir", type=Path, metavar="DIR", help="or its state directory")
-        control_parser.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+        _log_level(control_parser)
         if name == "status":
             control_parser.add_argument("--json", action="store_true", help="JSON even on a terminal")
         if name == "shutdown":
-            control_parser.add_argument("--timeout", type=float, default=60.0, metavar="S")
+            control_parser.add_argument(
+                "--timeout", type=float, default=60.0, metavar="S", help="seconds to wait for it (default 60)"
+            )
 
     demo = commands.add_parser("demo", help="write a small demo library of real, tagged audio files")
-    demo.add_argument("destination", type=Path)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    demo.add_argument("destination", type=Path, help="the folder to write it to")
+    demo.add_argument("--seed", type=int, default=0, help="another seed, other years and genres")
+    _log_level(demo)
     return parser
+
+
+def _log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", type=_level, default=None, metavar="L", help=LOG_LEVEL_HELP)
+
+
+def _level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
+    return text.upper()
 
 
 def _library_arguments(parser: argparse.ArgumentParser, *, with_state: bool = True) -> None:
@@ -144,10 +178,14 @@ def _library_arguments(parser: argparse.ArgumentParser, *, with_state: bool = Tr
         help="a folder of music (repeat for several; the first is preferred)",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML config file")
-    parser.add_argument("--template", help="the path template")
+    parser.add_argument(
+        "--template",
+        metavar="T",
+        help=f"the path template; fields: {', '.join(sorted(FIELDS))} (README: 'The path template')",
+    )
     if with_state:
         parser.add_argument("--state-dir", metavar="DIR", help="where the index and lock live")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=None)
+    _log_level(parser)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -188,7 +226,7 @@ def _run(args: argparse.Namespace, wrap_origin: OriginWrapper | None = None) -> 
 
     if args.command == "mount":
         if config.mountpoint is None:
-            raise ConfigError("no mountpoint: give MOUNTPOINT or set 'mountpoint' in the config file")
+            raise ConfigError("no mountpoint: give MOUNTPOINT, or 'mountpoint' in the config")
         with _full_disk_is_a_state_dir_error(config.state_dir):
             app.mount(config, signals, wrap_origin or app.as_built)
     elif args.command == "scan":
@@ -206,9 +244,7 @@ def _demo(destination: Path, seed: int) -> int:
     try:
         demo = generate_library(destination, seed=seed)
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != destination else ""
-        why = exc.strerror or str(exc)
-        raise UserError(f"cannot write the demo library to {destination}: {why}{where}") from None
+        raise UserError(f"cannot write {destination}: {exc.strerror or exc}") from None
     except RuntimeError as exc:  # numpy or soundfile missing
         raise UserError(str(exc)) from None
     print(f"wrote a demo library of {len(demo.tracks)} tracks to {demo.root}")
@@ -224,9 +260,7 @@ def _full_disk_is_a_state_dir_error(state_dir: Path) -> Iterator[None]:
     except (OSError, sqlite3.Error) as exc:
         if not _disk_full(exc, state_dir):
             raise
-        raise StateDirError(
-            f"no space left on the disk of state directory {state_dir}: free some space or choose another"
-        ) from None
+        raise StateDirError(f"no space left on the disk of state dir {state_dir}") from None
 
 
 def _disk_full(exc: OSError | sqlite3.Error, state_dir: Path) -> bool:
@@ -244,12 +278,16 @@ def _disk_full(exc: OSError | sqlite3.Error, state_dir: Path) -> bool:
 def _fsck(args: argparse.Namespace) -> int:
     from musicfs.core.config import folders
     from musicfs.daemon.fsck import fsck
+    from musicfs.daemon.progress import Progress
 
     values = dict(read_config_file(args.config) if args.config else {})
     values.update({k: v for k, v in (("state_dir", args.state_dir), ("cache_dir", args.cache_dir)) if v})
     state_dir, cache_dir = folders(values)
-    with _full_disk_is_a_state_dir_error(state_dir):
-        checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair)
+    with (
+        _full_disk_is_a_state_dir_error(state_dir),
+        Progress(sys.stderr, "checking cache", "chunk") as progress,
+    ):
+        checked = fsck(state_dir, cache_dir, full=args.full, repair=args.repair, progress=progress)
     print("\n".join(checked.lines))
     print("no problems found" if checked.problems == 0 else f"{checked.problems} problem(s) found")
     return 1 if checked.problems else 0
@@ -276,7 +314,7 @@ def _control(args: argparse.Namespace) -> int:
         status = control.request(socket, "status")
         status.pop("ok", None)
         if sys.stdout.isatty() and not args.json:
-            sys.stdout.write(client.format_status(status))
+            sys.stdout.write(client.format_status(status, terminal.columns(sys.stdout)))
         else:
             print(json.dumps(status, indent=2))
     return 0
@@ -310,21 +348,44 @@ def main(argv: Sequence[str] | None = None, *, wrap_origin: OriginWrapper | None
     setup_logging(args.log_level or "INFO")
     install_crash_hooks()
     try:
-        code = _run(args, wrap_origin)
+        return _outcome(args, wrap_origin)
+    finally:
+        _settle(sys.stderr)
+
+
+def _outcome(args: argparse.Namespace, wrap_origin: OriginWrapper | None) -> int:
+    try:
+        code: int = _run(args, wrap_origin)
         sys.stdout.flush()  # a closed stdout fails here, not in the interpreter's exit
         return code
     except BrokenPipeError:  # every other pipe and socket is wrapped: this is stdout, read by `head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush stays quiet
-        return EXIT_STDOUT_CLOSED
+        _settle(sys.stdout)
+        return ExitCode.STDOUT_CLOSED
     except UserError as exc:
-        print(f"musicfs: error: {exc}", file=sys.stderr)
+        _say(f"musicfs: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("musicfs: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _say("musicfs: interrupted")
+        return ExitCode.INTERRUPTED
     except Exception:
         log.exception("internal error (a bug in MusicFS; please report it with this traceback)")
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a reader that is gone (`| cat` interrupted too) does not change the outcome."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _settle(stream: TextIO) -> None:
+    """Flush `stream`; if its reader is gone, point it at /dev/null so that the interpreter's own last
+    flush cannot fail and turn the exit code into 120 (seen: `musicfs mount ... | cat`, Ctrl-C)."""
+    try:
+        stream.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
-from musicfs.core.types import TagSet, TrackEntry
+from musicfs.core.types import Progress, TagSet, TrackEntry
 from musicfs.index.links import one_path_per_track
-from musicfs.index.scanner import Progress, ScanReport, scan_origin
+from musicfs.index.scanner import ScanReport, scan_origin
 from musicfs.index.schema import SCHEMA_VERSION
 from musicfs.index.store import Index, IndexedFile
 from musicfs.origins.base import Origin

@@ -158,7 +158,7 @@ def test_second_instance_on_a_live_mount_is_refused(
         ("bad-template", 2, "template"),
         ("no-origin", 2, "no origin given"),
         ("no-mountpoint", 2, "no mountpoint"),
-        ("state-dir-is-a-file", 5, "state directory"),
+        ("state-dir-is-a-file", 5, "state dir"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code(
@@ -213,6 +213,6 @@ def test_second_instance_on_the_same_state_dir_is_refused_before_touching_anythi
         "mount", str(other_mnt), "--origin", str(demo_library.root), "--state-dir", str(tmp_path / "state")
     )
     assert done.returncode == 6
-    assert f"another MusicFS (pid {first.pid}) is using state directory" in done.stderr
+    assert f"is used by MusicFS pid {first.pid}" in done.stderr
     assert mount_at(other_mnt) is None
     assert first.serving_pid() == first.pid

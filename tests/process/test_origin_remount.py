@@ -89,6 +89,7 @@ def test_a_vanished_origin_answers_eio_from_the_first_open(
     assert "is offline" not in daemon.log(), "the health check ran: it is not what this tests"
 
 
+@pytest.mark.allow_log(r"is offline \(its folder is empty but the index knows files", r"is back; rescanning")
 @pytest.mark.failure_mode("origin-remount")
 @pytest.mark.parametrize("held", [False, True], ids=["idle", "a file held open"])
 def test_live_updates_resume_after_the_origin_is_mounted_again(

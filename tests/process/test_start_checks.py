@@ -42,13 +42,13 @@ def _unmount_if_ours(mountpoint: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "code", "message"),
     [
-        ("cache-dir-is-the-origin", 5, "cache directory"),
-        ("cache-dir-inside-the-origin", 5, "cache directory"),
-        ("cache-dir-linked-into-the-origin", 5, "cache directory"),
-        ("state-dir-inside-the-origin", 5, "state directory"),
-        ("cache-dir-inside-the-mountpoint", 5, "cache directory"),
-        ("state-dir-inside-the-mountpoint", 5, "state directory"),
-        ("mountpoint-linked-into-the-origin", 3, "inside the origin"),
+        ("cache-dir-is-the-origin", 5, "cache dir"),
+        ("cache-dir-inside-the-origin", 5, "cache dir"),
+        ("cache-dir-linked-into-the-origin", 5, "cache dir"),
+        ("state-dir-inside-the-origin", 5, "state dir"),
+        ("cache-dir-inside-the-mountpoint", 5, "cache dir"),
+        ("state-dir-inside-the-mountpoint", 5, "state dir"),
+        ("mountpoint-linked-into-the-origin", 3, "inside an origin"),
         ("mountpoint-proc-self", 4, "/proc"),  # /sys and /dev: tests/unit/test_preflight.py
     ],
 )

@@ -49,12 +49,12 @@ def assert_one_line(stderr: str, returncode: int, expected_code: int, *says: str
 # --- config files ----------------------------------------------------------------------------------
 
 CONFIGS = {
-    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not UTF-8 text (line 1: byte 0x89)"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ": not UTF-8 (line 1: byte 0x89)"),
     "utf-16": ('state_dir = "/var/lib/musicfs"\n'.encode("utf-16"), "is UTF-16; save it as UTF-8"),
     "bad-byte": (b'template = "{artist}/{title}"\nstate_dir = "/srv/caf\xe9"\n', "(line 2: byte 0xe9)"),
-    "deep": (b"origin = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "is nested too deeply"),
-    "nul-state-dir": (b'state_dir = "/var/lib/a\\u0000b"\n', "'state_dir' contains a NUL character"),
-    "nul-cache-dir": (b'cache_dir = "/var/cache/a\\u0000b"\n', "'cache_dir' contains a NUL character"),
+    "deep": (b"origin = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", ": nested too deeply"),
+    "nul-state-dir": (b'state_dir = "/var/lib/a\\u0000b"\n', ": NUL character in 'state_dir'"),
+    "nul-cache-dir": (b'cache_dir = "/var/cache/a\\u0000b"\n', ": NUL character in 'cache_dir'"),
 }
 
 
@@ -72,7 +72,7 @@ def test_a_config_file_musicfs_cannot_use(
     if command == "mount":
         args.insert(0, str(tmp_path / "no-such-mountpoint"))  # should the config pass, no mount starts
     done = musicfs(command, *args, timeout=60)
-    assert_one_line(done.stderr, done.returncode, 2, f"config file {config}", says)
+    assert_one_line(done.stderr, done.returncode, 2, str(config), says)
 
 
 # --- the state directory ---------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_a_config_file_musicfs_cannot_use(
 def test_fsck_of_a_state_dir_that_does_not_exist(tmp_path: Path) -> None:
     typo = tmp_path / "stat-dir"
     done = musicfs("fsck", "--state-dir", str(typo), "--cache-dir", str(tmp_path / "cache"))
-    assert_one_line(done.stderr, done.returncode, 5, f"state directory {typo} does not exist")
+    assert_one_line(done.stderr, done.returncode, 5, f"state dir {typo} does not exist")
     assert "no problems found" not in done.stdout
     assert not typo.exists()
 
@@ -108,7 +108,7 @@ def test_a_full_state_disk(small_disk: Path, demo_library: DemoLibrary, spawn: S
         os.truncate(small_disk / "filler", os.path.getsize(small_disk / "filler") - room)
     daemon = spawn([demo_library.root], state_dir=small_disk, args=QUIET, ready=False)
     code = daemon.wait_exit(60)
-    assert_one_line(daemon.log(), code, 5, f"no space left on the disk of state directory {small_disk}")
+    assert_one_line(daemon.log(), code, 5, f"no space left on the disk of state dir {small_disk}")
 
 
 # --- stdout closed by its reader -------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_status_and_unmount_of_a_stopped_daemon_answer_in_time(
             started = time.monotonic()
             done = musicfs(*args, str(daemon.mountpoint), timeout=60)
             took = time.monotonic() - started
-            says = f"the MusicFS at {daemon.mountpoint} does not answer"
+            says = f"MusicFS at {daemon.mountpoint} does not answer"
             assert_one_line(done.stderr, done.returncode, 1, says)
             print(f"musicfs {args[0]} against a stopped daemon answered in {took:.2f} s (limit {limit:g} s)")
             # Bounded, not hung: the bound leaves room for a loaded machine's interpreter start-up.
@@ -294,9 +294,7 @@ def test_a_mount_that_fusermount_refuses(user: str, shared_dir: Path) -> None:
 def test_demo_into_a_folder_the_user_cannot_write(user: str, shared_dir: Path) -> None:
     destination = shared_dir / "library" / "demo"  # root's folder, 0755
     done = as_user(user, ["demo", str(destination)], shared_dir / "ns")
-    assert_one_line(
-        done.stderr, done.returncode, 1, f"cannot write the demo library to {destination}: Permission denied"
-    )
+    assert_one_line(done.stderr, done.returncode, 1, f"cannot write {destination}: Permission denied")
     assert not destination.exists()
 
 

@@ -5,6 +5,7 @@ itself, asking for a rescan when it returns."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,45 @@ def test_a_hung_origin_check_has_its_own_deadline(tmp_path: Path) -> None:
         stuck.release()
     assert states[2] is None and "no answer within 0.3 s" in str(states[1])
     assert took < 1.0
+
+
+@pytest.mark.allow_log(r"is offline \(.*No such file or directory\)", r"is back; rescanning")
+@pytest.mark.failure_mode("2.1")
+def test_a_deadline_that_passed_while_the_process_was_stopped_is_no_verdict(tmp_path: Path) -> None:
+    """Ctrl-Z (SIGTSTP) during a check, `fg` after more than the deadline: every thread stood still,
+    so the probe answers just after the continue, but the event loop wakes long past its deadline.
+    That is no verdict on the origin (it used to be marked offline, so every read gave EIO until the
+    next check). Here the loop is held the way a stopped process holds it (it cannot run while the
+    deadline passes), and the probe answers just after the loop is free again."""
+    music = FaultyOrigin.around(_origin(tmp_path / "music", 1), [])
+    answered = music.unavailable_reason
+
+    def continued_probe(knows_files: bool) -> str | None:
+        time.sleep(STOPPED + 0.1)  # its thread was stopped too; it answers right after the continue
+        return answered(knows_files)
+
+    music.unavailable_reason = continued_probe  # type: ignore[method-assign]
+    states = OriginStates()
+    health = OriginHealth(
+        {1: OriginGateway(music, 0.3, states=states)}, states, lambda _id: 1, print, interval=1, timeout=0.3
+    )
+
+    async def stop_the_loop() -> None:
+        await trio.sleep(0.05)  # the check has handed its probe to a thread
+        time.sleep(STOPPED)  # the loop cannot run, as in a stopped process
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(health.check_all)
+            nursery.start_soon(stop_the_loop)
+
+    trio.run(main)
+    assert states.offline_reason(1) is None
+    time.sleep(0.2)  # the first probe's thread is back: the next check may probe again
+    music.unavailable_reason = answered  # type: ignore[method-assign]
+    (tmp_path / "music").rename(tmp_path / "away")
+    trio.run(health.check_all)  # a check whose loop is not held up still gives its verdict
+    assert "No such file" in str(states.offline_reason(1))
+
+
+STOPPED = 1.0

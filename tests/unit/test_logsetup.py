@@ -1,17 +1,24 @@
-"""Logging: readable lines on a terminal, journald priority prefixes and no timestamps under systemd."""
+"""Logging: short lines on a terminal, full ones in a pipe or file, journald priority prefixes and no
+timestamps under systemd."""
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 
 from musicfs.daemon import logsetup
 
 
-def _emit(monkeypatch: pytest.MonkeyPatch, journal: bool) -> str:
-    stream = io.StringIO()
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _emit(monkeypatch: pytest.MonkeyPatch, journal: bool, tty: bool = False, level: str = "INFO") -> str:
+    stream = _Terminal() if tty else io.StringIO()
     monkeypatch.setattr(logsetup.sys, "stderr", stream)
     if journal:
         monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
@@ -19,7 +26,7 @@ def _emit(monkeypatch: pytest.MonkeyPatch, journal: bool) -> str:
         monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     saved = logging.getLogger().handlers[:], logging.getLogger().level
     try:
-        logsetup.setup_logging("INFO")
+        logsetup.setup_logging(level)
         logging.getLogger("musicfs.test").warning("origin %s is offline", "/nas")
         logging.getLogger("musicfs.test").debug("not shown")
     finally:
@@ -32,7 +39,17 @@ def test_journald_gets_priority_prefixes_and_no_timestamp(monkeypatch: pytest.Mo
     assert _emit(monkeypatch, journal=True) == "<4>musicfs.test [MainThread]: origin /nas is offline\n"
 
 
-def test_terminal_gets_timestamp_and_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pipe_gets_date_level_logger_and_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     line = _emit(monkeypatch, journal=False)
     assert line.endswith(" WARNING musicfs.test [MainThread]: origin /nas is offline\n")
     assert line[:4].isdigit()
+
+
+def test_a_terminal_gets_time_level_and_message_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = _emit(monkeypatch, journal=False, tty=True)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING origin /nas is offline\n", line), line
+
+
+def test_a_terminal_at_debug_level_gets_where_each_line_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = _emit(monkeypatch, journal=False, tty=True, level="DEBUG")
+    assert "musicfs.test [MainThread]: origin /nas is offline" in line

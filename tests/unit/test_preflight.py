@@ -49,15 +49,15 @@ def _refusal(config: Config) -> UserError | None:
 @pytest.mark.parametrize(
     ("changes", "error", "words"),
     [
-        ({"cache_dir": "music"}, StateDirError, "cache directory"),
-        ({"cache_dir": "music/.cache/musicfs"}, StateDirError, "cache directory"),
-        ({"cache_dir": "link/cache"}, StateDirError, "cache directory"),
-        ({"state_dir": "music"}, StateDirError, "state directory"),
-        ({"state_dir": "link/.state"}, StateDirError, "state directory"),
+        ({"cache_dir": "music"}, StateDirError, "cache dir"),
+        ({"cache_dir": "music/.cache/musicfs"}, StateDirError, "cache dir"),
+        ({"cache_dir": "link/cache"}, StateDirError, "cache dir"),
+        ({"state_dir": "music"}, StateDirError, "state dir"),
+        ({"state_dir": "link/.state"}, StateDirError, "state dir"),
         ({"cache_dir": "mnt/cache"}, StateDirError, "inside the mountpoint"),
         ({"state_dir": "mnt/state"}, StateDirError, "inside the mountpoint"),
-        ({"mountpoint": "music"}, OriginConfigError, "inside the origin"),
-        ({"mountpoint": "link/sub"}, OriginConfigError, "inside the origin"),
+        ({"mountpoint": "music"}, OriginConfigError, "inside an origin"),
+        ({"mountpoint": "link/sub"}, OriginConfigError, "inside an origin"),
         ({"origin": "mnt/music"}, OriginConfigError, "inside the mountpoint"),
     ],
 )

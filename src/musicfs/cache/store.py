@@ -67,7 +67,7 @@ from musicfs.cache.records import CacheRecords, Totals
 from musicfs.cache.space import DiskSpace, Watermarks, excess, statvfs_space
 from musicfs.core.deadline import DeadlineWorkers, Stalled
 from musicfs.core.faults import fault_point
-from musicfs.core.types import VersionKey
+from musicfs.core.types import Progress, VersionKey
 
 __all__ = ["CHUNK_SIZE", "CacheUsage", "CheckReport", "ChunkStore", "VersionKey", "Watermarks"]
 
@@ -274,15 +274,16 @@ class ChunkStore:
 
     # -- start-up, fsck, shutdown --------------------------------------------------------------
 
-    def check(self, *, full: bool = False) -> CheckReport:
+    def check(self, *, full: bool = False, progress: Progress | None = None) -> CheckReport:
         """Repair the cache: database quick_check, stray temp files, records without files, files
         without records, unreferenced chunks, and verification of a sample of chunks (all with
-        `full`). For start-up and `fsck`; blocks other changes while it runs."""
+        `full`; `progress(done, total)` is told after each). For start-up and `fsck`; blocks other
+        changes while it runs."""
         report = CheckReport()
 
         def check(records: CacheRecords) -> None:
             with self._lock:
-                self._check(records, report, full)
+                self._check(records, report, full, progress)
 
         self._guarded(check, None)
         report.failure = self._failure
@@ -635,7 +636,9 @@ class ChunkStore:
             self._quarantine_chunk(records, digest)
         return False
 
-    def _check(self, records: CacheRecords, report: CheckReport, full: bool) -> None:
+    def _check(
+        self, records: CacheRecords, report: CheckReport, full: bool, progress: Progress | None = None
+    ) -> None:
         """The steps of `check` (called under the lock)."""
         self._flush_uses(records)
         report.database_set_aside = records.set_aside or not records.quick_check()
@@ -665,6 +668,8 @@ class ChunkStore:
             if not _intact(self._path(digest), digest, recorded[digest]):
                 self._quarantine_chunk(records, digest)
                 report.corrupt_quarantined += 1
+            if progress is not None:
+                progress(report.verified, len(sample))
         self._used_bytes = records.totals().bytes
 
     def _chunk_files(self, report: CheckReport) -> dict[str, Path]:

@@ -11,6 +11,7 @@ Concurrency: values are immutable; loading does blocking file I/O and runs befor
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -153,18 +154,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     try:
         data = tomllib.loads(_utf8_text(raw, path))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not TOML ({exc})") from None
     except RecursionError:
-        raise ConfigError(f"config file {path} is nested too deeply to be a MusicFS config") from None
-    _check_keys(data, _TOP_KEYS, f"config file {path}")
+        raise ConfigError(f"{path}: nested too deeply") from None
+    _check_keys(data, _TOP_KEYS, str(path))
     for index, origin in enumerate(data.get("origin", [])):
         if not isinstance(origin, dict):
-            raise ConfigError(f"config file {path}: [[origin]] entry {index + 1} must be a table")
-        where = f"config file {path}, [[origin]] entry {index + 1}"
+            raise ConfigError(f"{path}: [[origin]] entry {index + 1} must be a table")
+        where = f"{path}, [[origin]] entry {index + 1}"
         if "path" in origin and "url" in origin:
             raise ConfigError(f"{where}: give either 'url' or 'path', not both")
         if "path" not in origin and "url" not in origin:
@@ -184,22 +185,22 @@ def _scheme_keys(scheme: str | None) -> dict[str, Any]:
 
 def _utf8_text(raw: bytes, path: Path) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"config file {path} is UTF-16; save it as UTF-8")
+        raise ConfigError(f"{path} is UTF-16; save it as UTF-8")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"config file {path} is not UTF-8 text (line {line}: byte 0x{raw[exc.start]:02x})"
-        ) from None
+        raise ConfigError(f"{path}: not UTF-8 (line {line}: byte 0x{raw[exc.start]:02x})") from None
 
 
 def _check_keys(data: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
     for key, value in data.items():
         if key not in schema:
-            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(schema))})")
+            close = difflib.get_close_matches(key, schema, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
         if isinstance(value, str) and "\0" in value:
-            raise ConfigError(f"{where}: '{key}' contains a NUL character")
+            raise ConfigError(f"{where}: NUL character in '{key}'")
         expected = schema[key]
         if isinstance(value, bool) and expected is not bool and bool not in _as_tuple(expected):
             raise ConfigError(f"{where}: '{key}' must be {_type_name(expected)}, not a boolean")
@@ -230,7 +231,7 @@ def build_config(file_values: Mapping[str, Any], overrides: Mapping[str, Any]) -
             raise ConfigError(f"{key} contains a NUL character")
     origins = _origins(merged.get("origin", []))
     if not origins:
-        raise ConfigError("no origin given: pass --origin PATH or add an [[origin]] table to the config")
+        raise ConfigError("no origin given: --origin PATH, or [[origin]] in the config")
     level = str(merged.get("log_level", _DEFAULTS["log_level"])).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not '{level}'")

@@ -2,13 +2,16 @@
 
 Owns: `TagSet` (what a track's tags say), `EmbeddedPicture` (where a track's embedded cover is),
 `TrackEntry` (a track as the tree layer sees it), `ViewFile` (a shown file as the index stores it and
-the tree shows it) and `VersionKey`.
+the tree shows it), `VersionKey`, and `Progress` (how a long step reports `(done, total)`).
 Concurrency: every type here is immutable (frozen dataclasses) and safe to share between threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)

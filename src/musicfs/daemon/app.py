@@ -49,7 +49,7 @@ from musicfs.daemon.preflight import (
     inspect,
     prepare_state_dir,
 )
-from musicfs.daemon.progress import ScanProgress
+from musicfs.daemon.progress import Progress
 from musicfs.daemon.rescans import Rescans
 from musicfs.daemon.service import Parts, Service
 from musicfs.daemon.signals import FINAL_SHUTDOWN, StopRequested, StopSignals
@@ -350,5 +350,5 @@ def _unavailable(library: Library, origin: Origin) -> str | None:
 
 def scan(library: Library, notifier: Notifier | None = None) -> list[ScanReport]:
     """Rescan every origin with a progress bar on a terminal (plain lines otherwise)."""
-    with ScanProgress(sys.stderr, notifier) as progress:
+    with Progress(sys.stderr, "scanning", "file", notifier) as progress:
         return library.rescan(progress)

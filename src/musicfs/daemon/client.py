@@ -2,7 +2,7 @@
 
 Owns: finding the control socket (in `--state-dir`, or named by a live MusicFS mount: see
 `musicfs.daemon.serving`), waiting for a daemon to be gone after `shutdown` (the blocking unmount users
-ask for) and the readable form of a status answer.
+ask for) and the readable form of a status answer, drawn within the terminal's width.
 Concurrency: short blocking calls in the CLI process.
 """
 
@@ -15,6 +15,10 @@ from typing import Any
 
 from musicfs.daemon import control
 from musicfs.daemon.serving import find_serving
+from musicfs.daemon.terminal import DEFAULT_COLUMNS, cells, shorten
+
+MIN_SHOWN = 24  # the fewest columns a path or message keeps before the text after it gives way
+MIN_NAME = 16  # the narrowest task-name column of the table; narrower terminals get two lines a task
 
 
 def control_socket(mountpoint: Path | None, state_dir: Path | None) -> Path:
@@ -45,10 +49,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def format_status(status: dict[str, Any]) -> str:
-    """A status answer as a few aligned lines for a terminal."""
+def format_status(status: dict[str, Any], width: int = DEFAULT_COLUMNS) -> str:
+    """A status answer as aligned lines for a terminal `width` columns wide: no line is wider (a long
+    path or message loses its middle, so both its ends stay readable)."""
     lines = [
-        f"MusicFS pid {status['pid']} at {status['mountpoint']}: {status['state']}",
+        fit(f"MusicFS pid {status['pid']} at ", status["mountpoint"], f": {status['state']}", width),
         f"  tracks            {status['tracks']}",
         f"  requests          {status['requests']} ({sum(status['request_errors'].values())} failed)",
         f"  reads in flight   {status['reads_in_flight']}",
@@ -59,24 +64,39 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     for origin in status["origins"]:
         why = f" ({origin['why']})" if origin.get("why") else ""
-        lines.append(f"  {origin['state']:<12} {origin['path']}{why}")
+        lines.append(fit(f"  {origin['state']:<12} ", origin["path"], why, width))
     lines.append("tasks:")
-    width = max((len(task["name"]) for task in status["tasks"]), default=0)
+    columns = " running     optional  restarts 0"  # the widest columns after a name, as a measure
+    longest = max((cells(task["name"]) for task in status["tasks"]), default=0)
+    name_width = min(longest, width - 2 - len(columns))
     for task in status["tasks"]:
-        error = ""
+        critical = "critical" if task["critical"] else "optional"
+        after = f"{task['state']:<11} {critical:<9} restarts {task['restarts']}"
+        if name_width < MIN_NAME:  # too narrow for a table: the name on a line of its own
+            lines += [shorten(f"  {task['name']}", width), shorten(f"    {after}", width)]
+        else:
+            name = shorten(task["name"], name_width)
+            lines.append(shorten(f"  {name}{' ' * (name_width - cells(name))} {after}", width))
         if task["last_error"]:
             when = datetime.fromtimestamp(task["last_error_at"]).strftime("%H:%M:%S")
-            error = f"  last error at {when}: {task['last_error']}"
-        critical = "critical" if task["critical"] else "optional"
-        lines.append(
-            f"  {task['name']:<{width}} {task['state']:<11} {critical:<9} restarts {task['restarts']}{error}"
-        )
+            lines.append(fit(f"    last error at {when}: ", task["last_error"], "", width))
     if status["fault_point_hits"]:
         hits = ", ".join(f"{name} {count}" for name, count in sorted(status["fault_point_hits"].items()))
-        lines.append(f"fault points hit: {hits}")
+        lines.append(fit("fault points hit: ", hits, "", width))
     if status["recent_problems"]:
         lines.append("recent problems:")
         for problem in status["recent_problems"][-10:]:
             when = datetime.fromtimestamp(problem["time"]).strftime("%H:%M:%S")
-            lines.append(f"  {when} {problem['level']:<7} {problem['message']}")
+            lines.append(fit(f"  {when} {problem['level']:<7} ", problem["message"], "", width))
     return "\n".join(lines) + "\n"
+
+
+def fit(prefix: str, text: str, suffix: str, width: int) -> str:
+    """`prefix + text + suffix` within `width` columns: `text` gives way first (down to MIN_SHOWN
+    columns), then `text` and the suffix together, then the prefix."""
+    room = width - cells(prefix) - cells(suffix)
+    if room >= min(cells(text), MIN_SHOWN):
+        return prefix + shorten(text, room) + suffix
+    if width - cells(prefix) >= min(cells(text + suffix), MIN_SHOWN // 3):
+        return prefix + shorten(text + suffix, width - cells(prefix))
+    return shorten(prefix + text + suffix, width)

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from musicfs.core.errors import UserError
+from musicfs.core.errors import ExitCode, UserError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ Command = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 class ControlError(UserError):
     """The daemon could not be reached or refused the request."""
 
-    exit_code = 1
+    exit_code = ExitCode.USER
 
 
 def _peer_uid(sock: socket.socket) -> int:

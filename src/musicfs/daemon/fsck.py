@@ -4,8 +4,9 @@ Owns: the on-demand checks. The index gets SQLite's quick_check (integrity_check
 damaged index is only reported unless `--repair` is given, which sets it aside to be rebuilt by the
 next scan. The cache gets the same check as at start (every chunk verified with `--full`); since it
 only holds copies of origin data, what it finds is always repaired (stray temp files and orphans
-removed, bad chunks quarantined). The exit code is 0 when nothing was wrong, 1 otherwise; a state
-directory that does not exist is an error (5), never created.
+removed, bad chunks quarantined), telling `progress` as it verifies the chunks. The exit code is 0
+when nothing was wrong, 1 otherwise; a state directory that does not exist is an error (5), never
+created.
 Concurrency: takes the instance lock first, so it never runs beside a mount of the same state dir.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from musicfs.cache.store import ChunkStore, Watermarks
 from musicfs.core.errors import StateDirError
+from musicfs.core.types import Progress
 from musicfs.daemon.lock import InstanceLock
 from musicfs.daemon.preflight import prepare_state_dir
 from musicfs.index.schema import INDEX_NAME
@@ -29,17 +31,19 @@ class FsckReport:
     problems: int = 0
 
 
-def fsck(state_dir: Path, cache_dir: Path, *, full: bool, repair: bool) -> FsckReport:
+def fsck(
+    state_dir: Path, cache_dir: Path, *, full: bool, repair: bool, progress: Progress | None = None
+) -> FsckReport:
     report = FsckReport()
     if not state_dir.is_dir():  # a typo must not become a new, empty state dir that "has no problems"
         what = "is not a folder" if state_dir.exists() else "does not exist"
-        raise StateDirError(f"state directory {state_dir} {what}: nothing to check (is --state-dir right?)")
+        raise StateDirError(f"state dir {state_dir} {what} (a typo?)")
     prepare_state_dir(state_dir)
     lock = InstanceLock(state_dir)
     lock.acquire()
     try:
         _check_index(state_dir / INDEX_NAME, full, repair, report)
-        _check_cache(cache_dir, full, report)
+        _check_cache(cache_dir, full, report, progress)
     finally:
         lock.release()
     return report
@@ -67,7 +71,7 @@ def _check_index(path: Path, full: bool, repair: bool, report: FsckReport) -> No
         report.lines.append("index: run again with --repair to set it aside and rebuild it")
 
 
-def _check_cache(cache_dir: Path, full: bool, report: FsckReport) -> None:
+def _check_cache(cache_dir: Path, full: bool, report: FsckReport, progress: Progress | None) -> None:
     if not (cache_dir / "chunks").is_dir():
         report.lines.append(f"cache {cache_dir}: none")
         return
@@ -77,13 +81,19 @@ def _check_cache(cache_dir: Path, full: bool, report: FsckReport) -> None:
             report.problems += 1
             report.lines.append(f"cache {cache_dir}: cannot be used ({store.usage().reason})")
             return
-        checked = store.check(full=full)
+        checked = store.check(full=full, progress=progress)
         usage = store.usage()
     finally:
         store.close()
     report.problems += checked.repairs
-    report.lines.append(
-        f"cache {cache_dir}: {usage.chunks} chunks, {checked.verified} verified, {checked.repairs} repaired "
-        f"({checked.corrupt_quarantined} corrupt quarantined, {checked.stray_temp_removed} stray temp files, "
-        f"{checked.orphan_files_removed} orphans, {checked.missing_files_forgotten} missing files)"
+    found = (
+        (int(checked.database_set_aside), "database set aside"),
+        (checked.corrupt_quarantined, "corrupt quarantined"),
+        (checked.stray_temp_removed, "stray temp files"),
+        (checked.orphan_files_removed, "orphans"),
+        (checked.missing_files_forgotten, "missing files"),
+        (checked.unreferenced_removed, "unreferenced"),
     )
+    repaired = ", ".join(f"{count} {what}" for count, what in found if count)
+    done = f"{checked.repairs} repaired ({repaired})" if checked.repairs else "nothing to repair"
+    report.lines.append(f"cache {cache_dir}: {usage.chunks} chunks, {checked.verified} verified, {done}")

@@ -7,6 +7,10 @@ within the deadline, or whose folder is suddenly empty while the index knows fil
 unmounted NAS looks exactly like that), goes offline: its gateway fails reads at once with EIO, the
 tree stays as it was (a vanished origin is not a deleted library), and one ERROR line says so. When
 it answers again it goes back to ok, reads work again, and a rescan is requested.
+A deadline the event loop only noticed long after it passed (more than `LATE_WAKE`, or the deadline
+itself if shorter) is no verdict: the process could not run meanwhile (Ctrl-Z and `fg`, SIGSTOP and
+SIGCONT, a frozen cgroup, a paused VM), so the probe's thread stood still too; the state stays as it
+was until the next check.
 Concurrency: a supervised trio task; each check runs in a worker thread under `trio.move_on_after`,
 and no new probe starts while the last one of that origin is still stuck, so a hung origin holds at
 most one probe thread. `_probing` is touched by the probe threads (set add/discard are atomic).
@@ -25,6 +29,7 @@ from musicfs.origins.states import OriginStates
 log = logging.getLogger(__name__)
 
 RescanRequest = Callable[[str], object]
+LATE_WAKE = 1.0  # seconds past a deadline after which the loop was not running: no verdict
 
 
 class OriginHealth:
@@ -62,10 +67,14 @@ class OriginHealth:
     async def _check(self, origin_id: int, gateway: OriginGateway) -> None:
         problem: str | None = f"no answer within {self.timeout:g} s"
         if origin_id not in self._probing:  # never pile up threads on a hung origin
-            with trio.move_on_after(self.timeout):
+            deadline = trio.current_time() + self.timeout
+            with trio.move_on_at(deadline) as waited:
                 problem = await trio.to_thread.run_sync(
                     self._probe, origin_id, gateway, abandon_on_cancel=True
                 )
+            if waited.cancelled_caught and trio.current_time() - deadline > min(LATE_WAKE, self.timeout):
+                log.debug("an origin check ran while MusicFS was stopped (Ctrl-Z?); it does not count")
+                return
         self._note_slowness(origin_id, gateway, problem)
         was = self.states.offline_reason(origin_id)
         if problem is None:

@@ -37,7 +37,7 @@ class InstanceLock:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 raise AlreadyRunningError(
-                    f"another MusicFS (pid {holder}) is using state directory {self.path.parent}"
+                    f"state dir {self.path.parent} is used by MusicFS pid {holder}"
                 ) from None
             raise StateDirError(f"cannot lock {self.path}: {exc.strerror}") from None
         os.ftruncate(fd, 0)

@@ -113,28 +113,22 @@ def check_overlaps(config: Config, paths: StartPaths) -> None:
         for system in SYSTEM_FOLDERS:
             if _inside(mountpoint.real, system):
                 raise MountpointError(
-                    f"mountpoint {mountpoint.path} is in {system} (a kernel filesystem); "
-                    "mount MusicFS on a folder of your own"
+                    f"mountpoint {mountpoint.path} is in {system}: use a folder of your own"
                 )
         for origin in _local(paths):
             if _inside(mountpoint.real, origin.real):
-                raise OriginConfigError(f"mountpoint {mountpoint.path} is inside the origin {origin.path}")
+                raise OriginConfigError(f"mountpoint {mountpoint.path} is inside an origin")
             if _inside(origin.real, mountpoint.real):
-                raise OriginConfigError(f"origin {origin.path} is inside the mountpoint {mountpoint.path}")
-    written = [("state directory", "state_dir", paths.state_dir)]
+                raise OriginConfigError(f"origin {origin.path} is inside the mountpoint")
+    written = [("state dir", paths.state_dir)]
     if mountpoint is not None:  # only a mount uses the cache
-        written.append(("cache directory", "cache_dir", paths.cache_dir))
-    for what, option, folder in written:
+        written.append(("cache dir", paths.cache_dir))
+    for what, folder in written:  # origins are never written (README: exit code 5)
         for origin in _local(paths):
             if _inside(folder.real, origin.real):
-                raise StateDirError(
-                    f"{what} {folder.path} is inside the origin {origin.path}, and origins are never "
-                    f"written; set {option} elsewhere"
-                )
+                raise StateDirError(f"{what} {folder.path} is inside an origin")
         if mountpoint is not None and _inside(folder.real, mountpoint.real):
-            raise StateDirError(
-                f"{what} {folder.path} is inside the mountpoint {mountpoint.path}; set {option} elsewhere"
-            )
+            raise StateDirError(f"{what} {folder.path} is inside the mountpoint")
 
 
 def check_origins(config: Config, paths: StartPaths, known: Callable[[Path], bool]) -> None:
@@ -165,16 +159,13 @@ def check_mountpoint(config: Config, paths: StartPaths) -> Path:
         raise MountpointError("no mountpoint given")
     path = mountpoint.path
     if not mountpoint.answered:
-        raise MountpointError(
-            f"mountpoint {path} does not answer (a hung mount there or above it?); "
-            f"if it is a stale mount, unmount it with: fusermount3 -uz {path}"
-        )
+        raise MountpointError(f"mountpoint {path} does not answer (a hung mount?)")
     if mountpoint.error is not None and mountpoint.error not in (errno.ENOTCONN, errno.ECONNABORTED):
         raise MountpointError(f"mountpoint {path}: {os.strerror(mountpoint.error)}")
     if mountpoint.error is None and not mountpoint.is_dir:
         if mountpoint.exists:
             raise MountpointError(f"mountpoint {path} is not a folder")
-        raise MountpointError(f"mountpoint {path} does not exist; create it with: mkdir -p {path}")
+        raise MountpointError(f"mountpoint {path} does not exist; create it")
     return path
 
 
@@ -182,11 +173,11 @@ def prepare_state_dir(state_dir: Path) -> None:
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateDirError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
+        raise StateDirError(f"cannot create state dir {state_dir}: {exc.strerror}") from None
     if not state_dir.is_dir():
-        raise StateDirError(f"state directory {state_dir} is not a folder")
+        raise StateDirError(f"state dir {state_dir} is not a folder")
     if not os.access(state_dir, os.R_OK | os.W_OK | os.X_OK):
-        raise StateDirError(f"state directory {state_dir} is not writable (permission denied)")
+        raise StateDirError(f"state dir {state_dir} is not writable (permission denied)")
 
 
 def _local(paths: StartPaths) -> list[PathState]:

@@ -53,6 +53,7 @@ from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
 from musicfs.daemon.signals import FINAL_SHUTDOWN, StopSignals
 from musicfs.daemon.supervisor import Supervisor
+from musicfs.daemon.terminal import stop_hint
 from musicfs.daemon.watchdog import ping_interval, run_watchdog
 from musicfs.daemon.watching import watch_origin
 from musicfs.fs.operations import MusicOperations
@@ -194,7 +195,7 @@ class Service:
             self._drain_logged = True
             in_flight = self.operations.reads_in_flight if self._reads_cut is None else self._reads_cut
             log.info(
-                "shutdown: request loop %s after %.3f s (%d reads in flight)",
+                "shutdown: request loop %s in %.3f s (%d reads in flight)",
                 "cut short" if cut else "stopped",
                 time.monotonic() - self._shutdown_started,
                 in_flight,
@@ -214,7 +215,13 @@ class Service:
             return
         self.lifecycle.mark_ready()
         tree = self.library.tree
-        log.info("ready in %.3f s: serving %d files", time.monotonic() - started, tree.file_count)
+        log.info(
+            "ready in %.3f s: serving %d tracks at %s",
+            time.monotonic() - started,
+            tree.track_count,
+            self.parts.mountpoint,
+        )
+        log.info("%s", stop_hint(self.parts.mountpoint))
         self.notifier.send("READY=1", f"STATUS=serving {tree.track_count} tracks")
         fault_point("service.ready")
         _raise_read_ahead(root.st_dev)

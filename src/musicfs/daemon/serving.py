@@ -52,7 +52,7 @@ def find_serving(path: Path, timeout: float = ANSWER_TIMEOUT) -> Serving:
     return within(
         timeout,
         lambda: _ask(path),
-        f"the MusicFS at {path} does not answer within {timeout:g} s (stopped or hung?)",
+        f"MusicFS at {path} does not answer (stopped or hung?)",
     )
 
 
@@ -81,7 +81,7 @@ def _ask(path: Path) -> Serving:
     real = Path(os.path.realpath(path))
     entry = find_mount(real)
     if entry is None:
-        raise MountpointError(f"{path} is not a mountpoint: give the folder a MusicFS is mounted on")
+        raise MountpointError(f"nothing is mounted at {path}")
     if entry.fstype != FSTYPE or entry.source != SOURCE:
         raise MountpointError(f"{path} is a {entry.fstype} mount of {entry.source}, not MusicFS")
     owner = entry.option("user_id")

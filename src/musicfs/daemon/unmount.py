@@ -49,10 +49,7 @@ def unmount(mountpoint: Path, timeout: float) -> str:
     if not is_ours(entry):
         raise MountpointError(f"{mountpoint} is a {entry.fstype} mount, not MusicFS; not touching it")
     if state == "hung":
-        raise ControlError(
-            f"the MusicFS at {mountpoint} does not answer (stopped or hung?); nothing was done; "
-            f"to detach its mount anyway: fusermount3 -uz {mountpoint}"
-        )
+        raise ControlError(f"MusicFS at {mountpoint} does not answer (stopped or hung?)")
     pid = find_serving(mountpoint, min(timeout, PROBE_TIMEOUT)).pid
     with contextlib.suppress(ProcessLookupError):  # it is exiting already: wait for the mount to go
         os.kill(pid, signal.SIGTERM)

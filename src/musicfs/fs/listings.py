@@ -62,7 +62,7 @@ def choose(module: ModuleType = pyfuse3, environ: Mapping[str, str] = os.environ
     if wanted != "auto":
         return Listings(wanted == "kernel", f"{VARIABLE}={wanted}")
     if capable:
-        return Listings(True, f"pyfuse3 {version} hands readdir the inode without opendir")
+        return Listings(True, f"pyfuse3 {version}")  # short: it is shown at a terminal too
     return Listings(False, f"pyfuse3 {version} cannot hand readdir the inode without opendir; {BUILD_HINT}")
 
 

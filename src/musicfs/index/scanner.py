@@ -20,13 +20,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from musicfs.core.errors import OriginError, OriginTimeout, OriginUnavailable, TagReadError
 from musicfs.core.faults import fault_point
 from musicfs.core.kinds import AUDIO
+from musicfs.core.types import Progress
 from musicfs.index.store import FileVersion, Index, NewFile
 from musicfs.origins.base import FoundFile, Origin, WalkProblems
 from musicfs.tags import Track, read_track
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 TAG_THREADS = 4
-Progress = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -62,14 +62,18 @@ class ScanReport:
     def summary(self) -> str:
         if self.unavailable:
             return f"{self.origin}: unavailable ({self.unavailable}); known files kept"
-        refused = f", {self.refused} refused" if self.refused else ""
-        if self.out_of_reach:
-            refused += f", {self.out_of_reach} known files out of reach kept"
-        return (
-            f"{self.origin}: {self.found} files, {self.added} new, {self.changed} changed, "
-            f"{self.moved} moved, {self.removed} removed, {self.bad_tags} with unreadable tags, "
-            f"{self.unreadable} unreadable{refused} in {self.seconds:.1f} s"
+        counts = (
+            (self.added, "new"),
+            (self.changed, "changed"),
+            (self.moved, "moved"),
+            (self.removed, "removed"),
+            (self.bad_tags, "with unreadable tags"),
+            (self.unreadable, "unreadable"),
+            (self.refused, "refused"),
+            (self.out_of_reach, "known files out of reach kept"),
         )
+        said = ", ".join(f"{count} {what}" for count, what in counts if count) or "unchanged"
+        return f"{self.origin}: {self.found} files, {said} ({self.seconds:.1f} s)"
 
 
 class ScanCancelled(Exception):

@@ -262,9 +262,8 @@ class _Parser:
         name, _, spec = body.partition(":")
         if not name:
             raise self._error(f"field {{{body}}} at position {pos} has no name")
-        if name not in FIELDS:
-            known = ", ".join(sorted(FIELDS))
-            raise self._error(f"unknown field {{{body}}} at position {pos} (known fields: {known})")
+        if name not in FIELDS:  # the fields are listed by --help (`--template`) and the README
+            raise self._error(f"unknown field {{{body}}}; see --help")
         if ":" in body and not (name in NUMBER_FIELDS and _SPEC.fullmatch(spec)):
             raise self._error(
                 f"bad format {{{body}}} at position {pos} (only zero-padding of a number, like {{track:02}})"
@@ -323,7 +322,7 @@ class _Parser:
 
     def _error(self, problem: str) -> ConfigError:
         """Builds the one-line error for `problem`."""
-        return ConfigError(f"bad path template {self._text!r}: {problem}")
+        return ConfigError(f"template {self._text!r}: {problem}")
 
 
 def _without_ext(nodes: list[_Node]) -> list[_Node]:
