@@ -14,7 +14,7 @@ Usage: ``python -m bench.cache [--quick] [--workdir DIR] [--rounds N]`` (as root
    no added latency, for scale; and the same tracks again with caching on, now cached.
 3. Verification: `ChunkStore.check(full=True)` of the cache filled in (1), in this process once the
    daemons stopped: with the kernel caches dropped, again with the chunks in the page cache, beside
-   hashlib.sha256 alone over 1 MiB buffers.
+   hashlib.sha256 (each chunk's name) and the xxh3 block checksums that reads check, alone over 1 MiB.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from chaos.daemon import DaemonProcess
 from chaos.origins import OriginFault
 from chaos.plan import FaultPlan
 from musicfs.cache.store import ChunkStore, Watermarks
+from musicfs.cache.verify import BLOCK, checks_of
 
 SIZES_MIB = (100, 100, 100)
 QUICK_SIZES_MIB = (32, 32)
@@ -325,7 +326,13 @@ def measure_check(cache_dir: Path, quick: bool) -> None:
     block = os.urandom(MIB)
     count = 64 if quick else 256
     seconds = timed(lambda: [hashlib.sha256(block).digest() for _ in range(count)])
-    rows.append(["hashlib.sha256 alone, 1 MiB buffers", round(count / seconds), count, seconds])
+    rows.append(
+        ["hashlib.sha256 alone (the chunk's name), 1 MiB buffers", round(count / seconds), count, seconds]
+    )
+    seconds = timed(lambda: [checks_of(block, BLOCK) for _ in range(count)])
+    rows.append(
+        ["xxh3-64 per 64 KiB alone (what reads check), 1 MiB", round(count / seconds), count, seconds]
+    )
     print_table(
         f"3. Verification of the cache of (1): ChunkStore.check(full=True), in this process "
         f"({size / MIB:,.0f} MiB)",
