@@ -14,7 +14,7 @@ Usage: ``python -m bench.cache [--quick] [--workdir DIR] [--rounds N]`` (as root
    no added latency, for scale; and the same tracks again with caching on, now cached.
 3. Verification: `ChunkStore.check(full=True)` of the cache filled in (1), in this process once the
    daemons stopped: with the kernel caches dropped, again with the chunks in the page cache, beside
-   hashlib.sha256 alone over 1 MiB buffers.
+   hashlib.sha256 (each chunk's name) and the xxh3 block checksums that reads check, alone over 1 MiB.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import os
 import signal
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 from bench._common import (
     MIB,
     READY_TIMEOUT,
+    cpu_seconds,
     drop_caches,
     fresh_dir,
     median_of,
@@ -44,12 +46,14 @@ from bench._common import (
     run_main,
     run_musicfs,
     timed,
+    verdict,
 )
-from bench.reads import throughput
+from bench.reads import random_rate, throughput
 from chaos.daemon import DaemonProcess
 from chaos.origins import OriginFault
 from chaos.plan import FaultPlan
 from musicfs.cache.store import ChunkStore, Watermarks
+from musicfs.cache.verify import BLOCK, checks_of
 
 SIZES_MIB = (100, 100, 100)
 QUICK_SIZES_MIB = (32, 32)
@@ -58,6 +62,10 @@ TTFB_TRACKS = 9
 QUICK_TTFB_TRACKS = 4
 TTFB_TRACK_MIB = 4  # larger than any first request, whose end would otherwise cost a read at EOF
 FIRST_BYTES = 4096
+RANDOM_READS = 10_000  # per track
+QUICK_RANDOM_READS = 5_000
+SEQUENTIAL_TARGET = 0.8  # cached vs caching off
+RANDOM_TARGET = 0.5
 
 
 def noise_library(workdir: Path, sizes_mib: Sequence[int]) -> Path:
@@ -167,49 +175,92 @@ def median_first_byte_ms(
     return median_of(times), f"{reads / len(paths):.1f}"
 
 
-def measure_throughput(work: Path, sizes: Sequence[int], rounds: int, cache_dir: Path) -> None:
+def cold_random(paths: Sequence[Path], count: int) -> float:
+    drop_caches()
+    return random_rate(paths, count)
+
+
+def measure_throughput(
+    work: Path, sizes: Sequence[int], rounds: int, cache_dir: Path, random_reads: int
+) -> None:
     library = noise_library(work, sizes)
     fresh_dir(cache_dir)
     with mounted(work, "on", library, cache=True, cache_dir=cache_dir) as daemon:
         shown = tracks_of(daemon.mountpoint)
         origins = [mounted_path(path) for path in shown]
         fill_rate = cold_throughput(shown)  # the background whole-track fill runs meanwhile
-    rates: dict[str, list[float]] = {"direct": [], "off": [], "on": []}
+        wait_cached(daemon, sum(-(-os.stat(path).st_size // MIB) for path in origins))
+    rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], float] = {}
     with (
         mounted(work, "on", library, cache=True, cache_dir=cache_dir) as cached,
         mounted(work, "off", library, cache=False, cache_dir=cache_dir) as uncached,
     ):
         paths = {"direct": origins, "off": tracks_of(uncached.mountpoint), "on": tracks_of(cached.mountpoint)}
+        daemons = {"off": uncached, "on": cached}
         origin_reads = metric(cached, "musicfs_origin_reads_total")
-        hits = metric(cached, "musicfs_cache_hits_total")
         for number in range(rounds):
             print(f"  throughput round {number + 1} of {rounds}", flush=True)
-            for reader, files in paths.items():
-                rates[reader].append(cold_throughput(files))
+            for kind, measure in (
+                ("sequential", cold_throughput),
+                ("random", partial(cold_random, count=random_reads)),
+            ):
+                for reader, files in paths.items():
+                    daemon = daemons.get(reader)
+                    before = cpu_seconds(daemon.pid) if daemon is not None else 0.0
+                    rates.setdefault((kind, reader), []).append(measure(files))
+                    if daemon is not None:
+                        used = cpu_seconds(daemon.pid) - before
+                        cpu[(kind, reader)] = cpu.get((kind, reader), 0.0) + used
         origin_reads = metric(cached, "musicfs_origin_reads_total") - origin_reads
-        hits = metric(cached, "musicfs_cache_hits_total") - hits
-    rate = {reader: median_of(values) for reader, values in rates.items()}
-    rows = [
-        ["direct reads of the origin files", round(rate["direct"]), "1.00x", ""],
-        ["MusicFS, caching off", round(rate["off"]), f"{rate['off'] / rate['direct']:.2f}x", "1.00x"],
-    ]
-    for title, value in (
-        ("MusicFS, caching on, chunks cached", rate["on"]),
-        ("MusicFS, caching on, first read (fills the cache; once)", fill_rate),
+    rate = {key: median_of(values) for key, values in rates.items()}
+    mib = sum(os.stat(path).st_size for path in origins) / MIB * rounds
+    thousands = random_reads * len(origins) * rounds / 1000
+    rows = []
+    for kind, unit, target in (
+        ("sequential", mib, SEQUENTIAL_TARGET),
+        ("random", thousands, RANDOM_TARGET),
     ):
-        rows.append([title, round(value), f"{value / rate['direct']:.2f}x", f"{value / rate['off']:.2f}x"])
+        direct, off, on = (rate[(kind, reader)] for reader in ("direct", "off", "on"))
+        rows += [
+            [f"{kind}: direct reads of the origin files", round(direct), "1.00x", "", "", ""],
+            [
+                f"{kind}: MusicFS, caching off",
+                round(off),
+                f"{off / direct:.2f}x",
+                "1.00x",
+                f"{cpu[(kind, 'off')] / unit * 1000:.2f}",
+                "",
+            ],
+            [
+                f"{kind}: MusicFS, caching on, chunks cached",
+                round(on),
+                f"{on / direct:.2f}x",
+                f"{on / off:.2f}x",
+                f"{cpu[(kind, 'on')] / unit * 1000:.2f}",
+                f">= {target}x off: {verdict(on / off, target)}",
+            ],
+        ]
+    rows.append(
+        [
+            "sequential: MusicFS, caching on, first read (fills the cache; once)",
+            round(fill_rate),
+            f"{fill_rate / rate[('sequential', 'direct')]:.2f}x",
+            f"{fill_rate / rate[('sequential', 'off')]:.2f}x",
+            "",
+            "",
+        ]
+    )
     listed = ", ".join(f"{size} MiB" for size in sizes)
     print_table(
-        f"1. Sequential reads (128 KiB), kernel caches dropped before each pass: {len(sizes)} tracks "
-        f"({listed}); median of {rounds} round(s)",
-        ["reader", "MiB/s", "vs direct", "vs caching off"],
+        f"1. Reads with the kernel caches dropped before each pass: {len(sizes)} tracks ({listed}), "
+        f"sequential (128 KiB reads, MiB/s) and random ({random_reads:,} reads of 4 KiB per track, "
+        f"reads/s); median of {rounds} round(s); daemon CPU in ms per MiB (sequential) or per 1,000 "
+        "reads (random)",
+        ["reader", "rate", "vs direct", "vs caching off", "daemon CPU ms", "target"],
         rows,
     )
-    chunks = sum(-(-os.stat(path).st_size // MIB) for path in origins) * rounds
-    print(
-        f"cached passes: {origin_reads} origin reads; {hits:,} chunk reads served by the cache for "
-        f"{chunks:,} chunks read ({hits / chunks:.2f} per chunk: each is read from disk and hashed)"
-    )
+    print(f"cached passes: {origin_reads} origin reads")
 
 
 def measure_first_byte(work: Path, count: int) -> None:
@@ -275,7 +326,13 @@ def measure_check(cache_dir: Path, quick: bool) -> None:
     block = os.urandom(MIB)
     count = 64 if quick else 256
     seconds = timed(lambda: [hashlib.sha256(block).digest() for _ in range(count)])
-    rows.append(["hashlib.sha256 alone, 1 MiB buffers", round(count / seconds), count, seconds])
+    rows.append(
+        ["hashlib.sha256 alone (the chunk's name), 1 MiB buffers", round(count / seconds), count, seconds]
+    )
+    seconds = timed(lambda: [checks_of(block, BLOCK) for _ in range(count)])
+    rows.append(
+        ["xxh3-64 per 64 KiB alone (what reads check), 1 MiB", round(count / seconds), count, seconds]
+    )
     print_table(
         f"3. Verification of the cache of (1): ChunkStore.check(full=True), in this process "
         f"({size / MIB:,.0f} MiB)",
@@ -293,9 +350,10 @@ def main() -> None:
     require_root()
     work: Path = args.workdir
     rounds = args.rounds or (1 if args.quick else 3)
+    random_reads = QUICK_RANDOM_READS if args.quick else RANDOM_READS
     cache_dir = work / "cache-chunks"
     print_header("MusicFS chunk cache benchmark", args)
-    measure_throughput(work, QUICK_SIZES_MIB if args.quick else SIZES_MIB, rounds, cache_dir)
+    measure_throughput(work, QUICK_SIZES_MIB if args.quick else SIZES_MIB, rounds, cache_dir, random_reads)
     measure_first_byte(work, QUICK_TTFB_TRACKS if args.quick else TTFB_TRACKS)
     measure_check(cache_dir, args.quick)
     print_footer()

@@ -100,6 +100,36 @@ def test_a_flipped_bit_in_the_cache_is_never_served(library_copy: Path, spawn: S
     assert _cache(second.mountpoint)["quarantined"] >= 1
 
 
+@pytest.mark.allow_log(r"failed verification; quarantined")
+@pytest.mark.failure_mode("3.5")
+def test_a_flipped_bit_is_never_served_to_random_reads_of_a_cached_track(
+    library_copy: Path, spawn: Spawn, tmp_path: Path
+) -> None:
+    """Reads that do not go on from the last one get only the cache blocks they cover, each checked."""
+    cache_dir = tmp_path / "cache"
+    config = _cached_config(tmp_path, library_copy, cache_dir)
+    first = spawn([], args=["--config", str(config)])
+    track = ALBUM / "01 Svefn-g-englar.ogg"
+    expected = demo_view(library_copy)[str(track)].read_bytes()
+    assert (first.mountpoint / track).read_bytes() == expected
+    first.signal(15)
+    assert first.wait_exit() == 0
+    for chunk in (path for path in (cache_dir / "chunks").rglob("*") if path.is_file()):
+        data = bytearray(chunk.read_bytes())
+        for offset in range(100, len(data), 16 * 1024):  # a flipped bit in every 16 KiB
+            data[offset] ^= 0x04
+        chunk.write_bytes(bytes(data))
+    second = spawn([], args=["--config", str(config)])
+    fd = os.open(second.mountpoint / track, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        for offset in reversed(range(0, len(expected), 40_000)):  # never where the last read ended
+            assert os.pread(fd, 4096, offset) == expected[offset : offset + 4096], offset
+    finally:
+        os.close(fd)
+    assert _cache(second.mountpoint)["quarantined"] >= 1
+
+
 @pytest.mark.allow_log(r"cannot read tags of .*big \d+\.flac")
 @pytest.mark.failure_mode("2.8")
 def test_a_full_cache_disk_never_fails_a_read(tmp_path: Path, spawn: Spawn) -> None:

@@ -14,6 +14,7 @@ from musicfs.cache.space import DiskSpace, Excess, Watermarks, excess
 from musicfs.cache.store import ChunkStore, VersionKey
 
 CHUNK = 1024
+BLOCK = 256  # the verification block of these tests: four per chunk
 PLENTY = DiskSpace(total_bytes=1 << 40, free_bytes=1 << 39, total_inodes=1 << 30, free_inodes=1 << 29)
 
 
@@ -30,6 +31,7 @@ def _open(root: Path, max_bytes: int = 1 << 30) -> ChunkStore:
         root,
         watermarks=Watermarks(max_bytes, target_bytes_fraction=1.0),
         chunk_size=CHUNK,
+        block_size=BLOCK,
         disk_space=lambda _path: PLENTY,
     )
     assert store.mode == "ok"
@@ -47,7 +49,7 @@ def test_put_get_round_trip_and_last_short_chunk(tmp_path: Path) -> None:
     assert store.put(version, 0, _chunk(0))
     assert store.put(version, 2, _chunk(2, 10))
     assert store.get(version, 0) == _chunk(0)
-    assert store.get(version, 0, verify=True) == _chunk(0)
+    assert store.get(version, 0) == _chunk(0)
     assert store.get(version, 2) == _chunk(2, 10)
     assert store.get(version, 1) is None
     assert store.get(_version(size=2 * CHUNK + 11), 0) is None  # another version of the file
@@ -204,10 +206,106 @@ def test_a_get_of_a_vanished_chunk_file_is_a_miss_and_forgets_it(tmp_path: Path)
     store.close()
 
 
-def _flip_a_bit(path: Path) -> None:
+def _flip_a_bit(path: Path, offset: int | None = None) -> None:
     data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
+    data[len(data) // 2 if offset is None else offset] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def _chunk_file(root: Path, data: bytes) -> Path:
+    digest = hashlib.sha256(data).hexdigest()
+    return root / "chunks" / digest[:2] / digest
+
+
+@pytest.mark.allow_log(r"failed verification; quarantined")
+def test_every_read_is_verified_also_after_a_clean_stop(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    assert store.put(_version(), 0, _chunk(0))
+    store.close()
+    _flip_a_bit(_chunk_files(tmp_path)[0])
+    reopened = _open(tmp_path)
+    assert not reopened.unclean
+    assert reopened.get(_version(), 0) is None
+    assert reopened.usage().quarantined == 1
+    reopened.close()
+
+
+def test_a_part_of_a_chunk_is_read_and_verified_by_its_blocks(tmp_path: Path) -> None:
+    version = _version(size=2 * CHUNK + 10)
+    store = _open(tmp_path)
+    assert store.put(version, 0, _chunk(0))
+    assert store.put(version, 2, _chunk(2, 10))
+    for start, end in ((0, 1), (5, 300), (255, 257), (BLOCK, 2 * BLOCK), (700, CHUNK), (0, CHUNK)):
+        assert store.read(version, 0, start, end) == _chunk(0)[start:end]
+    assert store.read(version, 2, 3, 10) == _chunk(2, 10)[3:10]
+    assert store.read(version, 1, 0, 10) is None
+    store.close()
+
+
+@pytest.mark.allow_log(r"failed verification; quarantined")
+def test_a_bit_flip_in_one_block_is_caught_by_a_read_of_that_block(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    assert store.put(_version(), 0, _chunk(0))
+    _flip_a_bit(_chunk_file(tmp_path, _chunk(0)), offset=3 * BLOCK + 7)
+    assert store.read(_version(), 0, 0, 3 * BLOCK) == _chunk(0)[: 3 * BLOCK]  # its intact blocks
+    assert store.read(_version(), 0, 3 * BLOCK + 100, 3 * BLOCK + 104) is None
+    assert store.get(_version(), 0) is None  # quarantined: no part of it is served any more
+    assert store.read(_version(), 0, 0, 10) is None
+    assert store.usage().quarantined == 1
+    store.close()
+
+
+# The chunk index as the first release wrote it (schema 1: chunks verified by their SHA-256 name only).
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE chunks (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, last_used INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX chunks_by_use ON chunks (last_used);
+CREATE TABLE versions (id INTEGER PRIMARY KEY, origin_id INTEGER NOT NULL, relpath BLOB NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    UNIQUE (origin_id, relpath, size, mtime_ns, ctime_ns));
+CREATE TABLE parts (version_id INTEGER NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    chunk_index INTEGER NOT NULL, hash TEXT NOT NULL REFERENCES chunks (hash) ON DELETE CASCADE,
+    PRIMARY KEY (version_id, chunk_index)) WITHOUT ROWID;
+CREATE INDEX parts_by_hash ON parts (hash);
+"""
+
+
+def _schema_1_cache(root: Path, chunks: dict[int, bytes]) -> None:
+    """A cache folder as schema 1 left it, closed cleanly: `chunks` as the parts of `_version()`."""
+    for folder in ("chunks", "tmp", "quarantine"):
+        (root / folder).mkdir(parents=True)
+    with closing(sqlite3.connect(root / "cache.sqlite")) as db, db:
+        db.executescript(_SCHEMA_1)
+        db.execute("INSERT INTO meta VALUES ('chunk_size', ?)", (str(CHUNK),))
+        db.execute("INSERT INTO versions VALUES (1, 1, ?, ?, 1000, 2000)", (b"a.flac", 3 * CHUNK))
+        for index, data in chunks.items():
+            path = _chunk_file(root, data)
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+            db.execute("INSERT INTO chunks VALUES (?, ?, ?)", (path.name, len(data), index))
+            db.execute("INSERT INTO parts VALUES (1, ?, ?)", (index, path.name))
+        db.execute("PRAGMA user_version = 1")
+
+
+@pytest.mark.allow_log(r"failed verification; quarantined")
+def test_a_schema_1_cache_is_kept_and_each_chunk_checked_by_its_sha256_at_its_first_read(
+    tmp_path: Path,
+) -> None:
+    _schema_1_cache(tmp_path, {0: _chunk(0), 1: _chunk(1), 2: _chunk(2)})
+    _flip_a_bit(_chunk_file(tmp_path, _chunk(1)))
+    store = _open(tmp_path)
+    report = store.check()
+    assert not report.database_set_aside and report.orphan_files_removed == 0
+    assert store.read(_version(), 0, 10, 20) == _chunk(0)[10:20]
+    assert store.get(_version(), 1) is None  # its SHA-256 no longer matches: quarantined
+    assert store.get(_version(), 2) == _chunk(2)
+    assert store.usage().quarantined == 1
+    store.close()
+    _flip_a_bit(_chunk_file(tmp_path, _chunk(2)), offset=5)  # caught by the checks recorded at its read
+    reopened = _open(tmp_path)
+    assert reopened.get(_version(), 0) == _chunk(0)
+    assert reopened.get(_version(), 2) is None
+    reopened.close()
 
 
 @pytest.mark.allow_log(r"failed verification; quarantined")
@@ -216,12 +314,12 @@ def test_a_bit_flip_is_detected_quarantined_and_never_returned(tmp_path: Path) -
     assert store.put(_version(), 0, _chunk(0))
     [path] = _chunk_files(tmp_path)
     _flip_a_bit(path)
-    assert store.get(_version(), 0, verify=True) is None
+    assert store.get(_version(), 0) is None
     assert store.get(_version(), 0) is None  # forgotten, not only skipped once
     assert [p.name.split("-")[1] for p in (tmp_path / "quarantine").iterdir()] == [path.name]
     assert store.usage().quarantined == 1
     assert store.put(_version(), 0, _chunk(0))  # read again from the origin and cached again
-    assert store.get(_version(), 0, verify=True) == _chunk(0)
+    assert store.get(_version(), 0) == _chunk(0)
     store.close()
 
 

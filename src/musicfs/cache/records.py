@@ -1,13 +1,16 @@
 """The cache's own SQLite database (`cache.sqlite` in the cache folder); the only cache module that
 speaks SQL.
 
-Owns: which chunk (by SHA-256) holds which part of which file version, each chunk's size and last
-use (a logical clock, so clock jumps cannot reorder it), and the rule for unreadable databases:
+Owns: which chunk (by SHA-256) holds which part of which file version, each chunk's size, its
+checksums (`cache/verify.py`) and last use (a logical clock, so clock jumps cannot reorder it), the
+migration of older schemas, and the rule for unreadable databases:
 like the index, one that fails to open, fails `PRAGMA quick_check` or has another schema is set
 aside (renamed, never deleted) and started afresh; the chunk files it described become orphans that
 the store's check removes. A separate database from the index, so a dead cache disk never takes the
-index with it. Opened exclusively (`musicfs.sqlite.connect`): no `-shm` file is mapped from the
-cache disk, so a frozen cache disk cannot hold up the exit of the process.
+index with it. Schema 1 (before the checksums) is migrated in place: its chunks get no checksums
+(NULL), so the store checks each by its SHA-256 at its first read and records them then.
+Opened exclusively (`musicfs.sqlite.connect`): no `-shm` file is mapped from the cache disk, so a
+frozen cache disk cannot hold up the exit of the process.
 Concurrency: one connection shared by all threads behind one lock; every public method is a single
 transaction.
 """
@@ -21,20 +24,22 @@ from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from musicfs.core.types import VersionKey
 from musicfs.sqlite import connect, set_aside, transaction
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE chunks (
     hash TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
-    last_used INTEGER NOT NULL
+    last_used INTEGER NOT NULL,
+    checks BLOB  -- verify.checks_of(the bytes); NULL for a chunk of schema 1 not read since
 ) WITHOUT ROWID;
 CREATE INDEX chunks_by_use ON chunks (last_used);
 CREATE TABLE versions (
@@ -64,6 +69,15 @@ def _values(version: VersionKey) -> tuple[int, bytes, int, int, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """What the records know of one chunk."""
+
+    digest: str
+    size: int
+    checks: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     bytes: int
     chunks: int
@@ -73,10 +87,10 @@ class Totals:
 class CacheRecords:
     """The records of one cache folder."""
 
-    def __init__(self, path: Path, chunk_size: int) -> None:
+    def __init__(self, path: Path, chunk_size: int, block_size: int) -> None:
         self.path = path
         self.set_aside = False  # whether opening had to set an unreadable database aside
-        self._chunk_size = chunk_size
+        self._layout = {"chunk_size": str(chunk_size), "block_size": str(block_size)}
         self._db = self._open()
         self._lock = threading.Lock()
 
@@ -93,24 +107,26 @@ class CacheRecords:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._db, self._lock)
 
-    def lookup(self, version: VersionKey, chunk_index: int) -> tuple[str, int] | None:
-        """The hash and size of the chunk recorded for this part, if any."""
+    def lookup(self, version: VersionKey, chunk_index: int) -> Recorded | None:
+        """The chunk recorded for this part, if any."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT c.hash, c.size FROM versions v JOIN parts p ON p.version_id = v.id "
+                "SELECT c.hash, c.size, c.checks FROM versions v JOIN parts p ON p.version_id = v.id "
                 f"JOIN chunks c ON c.hash = p.hash WHERE {_V_MATCH} AND p.chunk_index = ?",
                 (*_values(version), chunk_index),
             ).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]))
+        return None if row is None else _recorded(row)
 
-    def add(self, version: VersionKey, chunk_index: int, digest: str, size: int, tick: int) -> bool:
+    def add(
+        self, version: VersionKey, chunk_index: int, digest: str, size: int, checks: bytes, tick: int
+    ) -> bool:
         """Record that this part is chunk `digest` (inserting the chunk if new); True if it was new."""
         with self._transaction() as db:
             known = db.execute("SELECT 1 FROM chunks WHERE hash = ?", (digest,)).fetchone() is not None
             db.execute(
-                "INSERT INTO chunks VALUES (?, ?, ?) ON CONFLICT (hash) DO UPDATE "
-                "SET last_used = max(last_used, excluded.last_used)",
-                (digest, size, tick),
+                "INSERT INTO chunks VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE "
+                "SET last_used = max(last_used, excluded.last_used), checks = excluded.checks",
+                (digest, size, tick, checks),
             )
             _link(db, version, chunk_index, digest)
             return not known
@@ -124,6 +140,11 @@ class CacheRecords:
                 _link(db, version, chunk_index, digest)
                 return True
             return False
+
+    def set_checks(self, digest: str, checks: bytes) -> None:
+        """Record the checksums of a chunk of schema 1, once its SHA-256 was found right."""
+        with self._transaction() as db:
+            db.execute("UPDATE chunks SET checks = ? WHERE hash = ?", (checks, digest))
 
     def touch(self, ticks: Mapping[str, int]) -> None:
         """Store the latest use of each chunk (batched by the store)."""
@@ -167,9 +188,12 @@ class CacheRecords:
             db.executemany("DELETE FROM chunks WHERE hash = ?", ((digest,) for digest in digests))
             _drop_empty_versions(db)
 
-    def chunk_sizes(self) -> dict[str, int]:
+    def chunks(self) -> dict[str, Recorded]:
+        """Every chunk recorded, by name."""
         with self._transaction() as db:
-            return {str(digest): int(size) for digest, size in db.execute("SELECT hash, size FROM chunks")}
+            return {
+                str(row[0]): _recorded(row) for row in db.execute("SELECT hash, size, checks FROM chunks")
+            }
 
     def unreferenced(self) -> list[str]:
         """Chunks no part uses any more (a file version was re-cached with other bytes)."""
@@ -217,26 +241,58 @@ class CacheRecords:
         connection = connect(self.path, exclusive=True)
         try:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            chunk_size = (
-                connection.execute("SELECT value FROM meta WHERE key = 'chunk_size'").fetchone()
-                if version == SCHEMA_VERSION
-                else None
-            )
-            if chunk_size is not None and int(chunk_size[0]) == self._chunk_size:
+            if version == 1 and _meta(connection).get("chunk_size") == self._layout["chunk_size"]:
+                _migrate_from_1(connection, self._layout["block_size"])
+                log.info(
+                    "cache database %s migrated from schema 1: chunks are checked by SHA-256 "
+                    "at their first read",
+                    self.path,
+                )
+                version = SCHEMA_VERSION
+            if version == SCHEMA_VERSION and _meta(connection) == self._layout:
                 return connection
             if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0:
                 connection.close()
-                set_aside(self.path, "cache database", f"it has schema {version} or another chunk size")
+                set_aside(
+                    self.path, "cache database", f"it has schema {version} or another chunk or block size"
+                )
                 self.set_aside = True
                 connection = connect(self.path, exclusive=True)
             with connection:
                 connection.executescript(_DDL)
-                connection.execute("INSERT INTO meta VALUES ('chunk_size', ?)", (str(self._chunk_size),))
+                connection.executemany("INSERT INTO meta VALUES (?, ?)", self._layout.items())
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()
             raise
         return connection
+
+
+def _recorded(row: tuple[object, ...]) -> Recorded:
+    digest, size, checks = row
+    return Recorded(str(digest), int(cast(int, size)), None if checks is None else bytes(cast(bytes, checks)))
+
+
+def _meta(connection: sqlite3.Connection) -> dict[str, str]:
+    try:
+        return {str(key): str(value) for key, value in connection.execute("SELECT key, value FROM meta")}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise
+
+
+def _migrate_from_1(connection: sqlite3.Connection, block_size: str) -> None:
+    """Schema 1 -> 2 in one transaction: chunks get a `checks` column (NULL until read)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute("ALTER TABLE chunks ADD COLUMN checks BLOB")
+        connection.execute("INSERT INTO meta VALUES ('block_size', ?)", (block_size,))
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _link(db: sqlite3.Connection, version: VersionKey, chunk_index: int, digest: str) -> None:

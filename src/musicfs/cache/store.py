@@ -15,7 +15,10 @@ Publishing a chunk: hash, write `tmp/<random>`, fsync, rename into `chunks/`, fs
 only then record it; a crash at any step leaves the old state (plus an orphan file or stray temp
 file that `check` removes), never a record of a partial chunk. A chunk whose bytes do not match its
 name is moved to `quarantine/`, forgotten and never returned (the caller reads the origin again).
-Reads verify the hash when asked to, and always after an unclean shutdown.
+Every read is verified: the blocks it returns are checked against the checksums recorded with the
+chunk (`cache/verify.py`: xxh3 per 64 KiB, at memory speed), so a part of a chunk costs only the
+blocks it covers; a chunk of a migrated schema-1 cache is checked whole by its SHA-256 at its first
+read, and its checksums are recorded then.
 
 Space: before each new chunk, `Watermarks` decide whether least-recently-used chunks must be evicted
 (never chunks of versions being read: `reading()` or `pinned=`); if that cannot make room the chunk
@@ -47,7 +50,6 @@ state lock guards only which database is current and why the store is off; no I/
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import random
@@ -63,8 +65,9 @@ from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from musicfs.cache.records import CacheRecords, Totals
+from musicfs.cache.records import CacheRecords, Recorded, Totals
 from musicfs.cache.space import DiskSpace, Watermarks, excess, statvfs_space
+from musicfs.cache.verify import BLOCK, address_of, blocks_intact, checks_of
 from musicfs.core.deadline import DeadlineWorkers, Stalled
 from musicfs.core.faults import fault_point
 from musicfs.core.types import Progress, VersionKey
@@ -157,20 +160,20 @@ class ChunkStore:
         *,
         watermarks: Watermarks,
         chunk_size: int = CHUNK_SIZE,
-        verify_reads: bool = False,
+        block_size: int = BLOCK,
         retry_interval: float = 30.0,
         io_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         disk_space: Callable[[Path], DiskSpace] = statvfs_space,
     ) -> None:
         """Opens the cache folder (within `io_timeout`: a frozen disk leaves the store pass-through)."""
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+        if chunk_size <= 0 or block_size <= 0:
+            raise ValueError("chunk_size and block_size must be positive")
         self.cache_dir = cache_dir
         self.watermarks = watermarks
         self.chunk_size = chunk_size
+        self.block_size = block_size
         self.retry_interval = retry_interval
-        self._verify_reads = verify_reads
         self._clock = clock
         self._disk_space = disk_space
         self._disk = DeadlineWorkers("musicfs-cache", DISK_THREADS, io_timeout)
@@ -201,9 +204,14 @@ class ChunkStore:
 
     # -- the read path -------------------------------------------------------------------------
 
-    def get(self, version: VersionKey, chunk_index: int, *, verify: bool = False) -> bytes | None:
-        """The bytes of this chunk if cached (and, when verifying, intact); None otherwise."""
-        found = self._guarded(lambda records: self._get(records, version, chunk_index, verify), None)
+    def get(self, version: VersionKey, chunk_index: int) -> bytes | None:
+        """The bytes of this chunk if cached and intact; None otherwise."""
+        return self.read(version, chunk_index, 0, self.chunk_length(version, chunk_index))
+
+    def read(self, version: VersionKey, chunk_index: int, start: int, end: int) -> bytes | None:
+        """Bytes [start, end) of this chunk if cached and intact (only the blocks covering them are
+        read and checked); None otherwise."""
+        found = self._guarded(lambda records: self._read(records, version, chunk_index, start, end), None)
         if found is None:
             self._counters.misses += 1
         else:
@@ -328,7 +336,7 @@ class ChunkStore:
         marker = self.cache_dir / MARKER_NAME
         if marker.exists():
             self.unclean = True
-        records = CacheRecords(self.cache_dir / DB_NAME, self.chunk_size)
+        records = CacheRecords(self.cache_dir / DB_NAME, self.chunk_size, self.block_size)
         try:
             marker.touch()
             _fsync_folder(self.cache_dir)
@@ -474,34 +482,45 @@ class ChunkStore:
     def _path(self, digest: str) -> Path:
         return self._chunks / digest[:2] / digest
 
-    def _get(
-        self, records: CacheRecords, version: VersionKey, chunk_index: int, verify: bool
+    def _read(
+        self, records: CacheRecords, version: VersionKey, chunk_index: int, start: int, end: int
     ) -> bytes | None:
         found = records.lookup(version, chunk_index)
         if found is None:
             return None
-        digest, size = found
+        block = self.block_size
+        first = start // block if found.checks is not None else 0
+        low = first * block
+        high = min(found.size, -(-end // block) * block) if found.checks is not None else found.size
         try:
-            data = self._path(digest).read_bytes()
+            fd = os.open(self._path(found.digest), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             if not self._chunks.is_dir():
                 raise
             with self._lock:
-                if not self._path(digest).exists():
-                    log.warning("cached chunk %s vanished; forgetting it", digest)
-                    records.drop([digest])
+                if not self._path(found.digest).exists():
+                    log.warning("cached chunk %s vanished; forgetting it", found.digest)
+                    records.drop([found.digest])
             return None
-        if len(data) != size or (
-            (verify or self._verify_reads or self.unclean) and hashlib.sha256(data).hexdigest() != digest
+        try:
+            data = os.pread(fd, high - low, low)
+        finally:
+            os.close(fd)
+        if len(data) != high - low or not (
+            blocks_intact(data, found.checks, first, block)
+            if found.checks is not None
+            else address_of(data) == found.digest
         ):
             with self._lock:
-                self._quarantine_chunk(records, digest)
+                self._quarantine_chunk(records, found.digest)
             return None
-        self._use(records, digest)
-        return data
+        if found.checks is None:
+            records.set_checks(found.digest, checks_of(data, block))
+        self._use(records, found.digest)
+        return data[start - low : end - low]
 
     def _put(self, records: CacheRecords, version: VersionKey, chunk_index: int, data: bytes) -> bool:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = address_of(data)
         with self._lock:
             if records.share(version, chunk_index, digest, self._next_tick()):
                 return True
@@ -520,7 +539,8 @@ class ChunkStore:
                 os.rename(temp, target)
                 _fsync_folder(target.parent)
                 fault_point("cache.before_record")
-                if records.add(version, chunk_index, digest, len(data), self._next_tick()):
+                checks = checks_of(data, self.block_size)
+                if records.add(version, chunk_index, digest, len(data), checks, self._next_tick()):
                     self._used_bytes += len(data)
         finally:
             self._writing.discard(temp.name)
@@ -613,27 +633,27 @@ class ChunkStore:
     def scrub(self, count: int) -> tuple[int, int]:
         """Verify up to `count` chunks chosen at random, outside the store lock (a background scrub);
         quarantine the bad ones. Returns (verified, quarantined)."""
-        sizes = self._guarded(lambda records: records.chunk_sizes(), None)
-        if not sizes:
+        recorded = self._guarded(lambda records: records.chunks(), None)
+        if not recorded:
             return 0, 0
         verified = bad = 0
-        for digest in random.sample(sorted(sizes), min(count, len(sizes))):
-            intact = self._guarded(partial(self._scrub_one, digest=digest, size=sizes[digest]), None)
+        for digest in random.sample(sorted(recorded), min(count, len(recorded))):
+            intact = self._guarded(partial(self._scrub_one, chunk=recorded[digest]), None)
             verified += intact is not None
             bad += intact is False
         return verified, bad
 
-    def _scrub_one(self, records: CacheRecords, digest: str, size: int) -> bool | None:
+    def _scrub_one(self, records: CacheRecords, chunk: Recorded) -> bool | None:
         """Verify one chunk, quarantining it if bad; None if it is gone (evicted meanwhile). The lock
         is taken inside the guarded call, never around it: `_guarded` may retry a failed disk, which
         takes the lock itself."""
-        path = self._path(digest)
+        path = self._path(chunk.digest)
         if not path.exists():
             return None
-        if _intact(path, digest, size):
+        if _intact(path, chunk, self.block_size):
             return True
         with self._lock:
-            self._quarantine_chunk(records, digest)
+            self._quarantine_chunk(records, chunk.digest)
         return False
 
     def _check(
@@ -648,7 +668,7 @@ class ChunkStore:
                 _unlink_quietly(temp)
                 report.stray_temp_removed += 1
         files = self._chunk_files(report)
-        recorded = records.chunk_sizes()
+        recorded = records.chunks()
         for digest in files.keys() - recorded.keys():
             _unlink_quietly(files[digest])
             report.orphan_files_removed += 1
@@ -665,7 +685,7 @@ class ChunkStore:
         for digest in sample:
             self._disk.progress()
             report.verified += 1
-            if not _intact(self._path(digest), digest, recorded[digest]):
+            if not _intact(self._path(digest), recorded[digest], self.block_size):
                 self._quarantine_chunk(records, digest)
                 report.corrupt_quarantined += 1
             if progress is not None:
@@ -690,14 +710,17 @@ class ChunkStore:
         return files
 
 
-def _intact(path: Path, digest: str, size: int) -> bool:
+def _intact(path: Path, chunk: Recorded, block: int) -> bool:
+    """Whether the whole chunk file holds what was recorded (its checksums, or else its SHA-256)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         if exc.errno == errno.EIO:
             return False
         raise
-    return len(data) == size and hashlib.sha256(data).hexdigest() == digest
+    if len(data) != chunk.size:
+        return False
+    return blocks_intact(data, chunk.checks, 0, block) if chunk.checks else address_of(data) == chunk.digest
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -61,12 +61,9 @@ def _remote(root: bytes) -> bool:
 
 def open_cache(config: Config) -> ChunkStore:
     """Open the chunk store and check it: quick normally, every chunk after an unclean stop."""
-    # Every chunk read is verified (sha256 of 1 MiB: ~1-2 ms, once per MiB thanks to the per-handle
-    # memo in the gateway): a flipped bit on the cache disk is never served.
     store = ChunkStore(
         Path(config.cache_dir),
         watermarks=Watermarks(config.cache_max_mb * 2**20),
-        verify_reads=True,
         retry_interval=config.cache_retry,
         io_timeout=config.read_timeout * CACHE_DEADLINE_SHARE,
     )

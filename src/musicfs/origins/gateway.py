@@ -17,7 +17,10 @@ With a chunk cache (`musicfs.core.ports.ChunkCache`, for origins where caching i
 file whose version matches the tree go through aligned chunks: a cached chunk is served from the
 cache, a missing one is read from the origin and stored; a file whose origin is offline or hung is
 opened from the cache alone, and its uncached parts give EIO at once. A file that changed since the
-last scan (fstat at open differs) never gets cached bytes.
+last scan (fstat at open differs) never gets cached bytes. A reader going on where its last read
+ended gets whole chunks (kept per handle, and served from as memoryview slices, without copies);
+any other read of a cached part asks the cache for just the blocks it covers, so random reads of
+cached tracks do not load and check a whole chunk each.
 While `OriginStates` says the origin is offline (the start-up, a scan or the health checks found it
 so), opens and uncached reads fail at once with `OriginUnavailable` (EIO) instead of each waiting
 for its deadline.
@@ -112,6 +115,7 @@ class OpenHandle:
     fd: int
     version: VersionKey | None = None
     last_chunk: tuple[int, bytes] | None = None  # the chunk read last: sequential reads reuse it
+    next_offset: int = 0  # where the last read ended: a read from here on is sequential
     relpath: bytes = b""  # whose thread slots its reads use
 
 
@@ -221,7 +225,7 @@ class OriginGateway:
         if why is not None:
             raise OriginUnavailable(f"{self.origin!r} is offline: {why}")
 
-    async def read(self, handle: OpenHandle, size: int, offset: int) -> bytes | bytearray:
+    async def read(self, handle: OpenHandle, size: int, offset: int) -> bytes | bytearray | memoryview:
         if handle.version is not None:
             return await self._read_through_cache(handle, handle.version, size, offset)
         try:
@@ -243,16 +247,26 @@ class OriginGateway:
 
     async def _read_through_cache(
         self, handle: OpenHandle, version: VersionKey, size: int, offset: int
-    ) -> bytes:
+    ) -> bytes | memoryview:
         assert self.cache is not None
         chunk_size = self.cache.chunk_size
         end = min(offset + size, version.size)
-        parts = []
+        sequential = offset == handle.next_offset
+        handle.next_offset = end
+        parts: list[bytes | memoryview] = []
         for index in range(offset // chunk_size, (end - 1) // chunk_size + 1 if end > offset else 0):
-            chunk = await self._chunk(handle, version, index)
             start = index * chunk_size
-            parts.append(chunk[max(offset, start) - start : min(end, start + chunk_size) - start])
-        return b"".join(parts)
+            low, high = max(offset, start) - start, min(end, start + chunk_size) - start
+            memo = handle.last_chunk
+            if not sequential and (memo is None or memo[0] != index):
+                part = await self._in_cache_thread(self.cache.read, version, index, low, high)
+                if part is not None:
+                    self.cache_reads += 1
+                    parts.append(part)
+                    continue
+            chunk = await self._chunk(handle, version, index)
+            parts.append(memoryview(chunk)[low:high])
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _chunk(self, handle: OpenHandle, version: VersionKey, index: int) -> bytes:
         """One chunk, from the handle's memo, a load already under way, the cache or the origin.
