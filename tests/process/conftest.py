@@ -49,13 +49,15 @@ def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Spawn]:
     ) -> DaemonProcess:
         mnt = mountpoint or tmp_path / "mnt"
         mnt.mkdir(exist_ok=True)
+        # The default cache folder is the test's own: never the machine's ~/.cache/musicfs.
+        private = {"XDG_CACHE_HOME": str(tmp_path / "xdg-cache")}
         daemon = DaemonProcess(
             mnt,
             origins,
             state_dir or tmp_path / "state",
             tmp_path / f"daemon{len(started)}.log",
             extra_args=args,
-            env=env,
+            env={**private, **(env or {})},
             plan=plan,
         )
         started.append(daemon)
