@@ -162,7 +162,8 @@ class WebDAVStore:
 
     def _propfind(self, relpath: bytes, depth: int) -> list[_Entry]:
         headers = {"Depth": str(depth), "Content-Type": 'application/xml; charset="utf-8"'}
-        answer = self._request("PROPFIND", relpath, headers, "listing", body=_PROPFIND, folder=depth == 1)
+        what = "listing" if depth else "stat"
+        answer = self._request("PROPFIND", relpath, headers, what, body=_PROPFIND, folder=depth == 1)
         if answer.status != 207:
             raise OriginError(f"PROPFIND answered {answer.status}, not a WebDAV listing")
         try:
