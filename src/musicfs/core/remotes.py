@@ -8,7 +8,7 @@ that other users may read gives a WARNING. A secret is never part of a repr, a m
 origin's `url` (which is its name everywhere: the index, `status`, `metrics`, `user.musicfs.origin`);
 credentials written into a URL are refused rather than stripped.
 Adding a scheme (sftp, webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
-files in `SECRET_FILES`, and a builder in `musicfs.origins.factory`.
+files in `SECRET_FILES` (and in its keys), and a builder in `musicfs.origins.factory`.
 Concurrency: values are immutable; reading secret files is blocking I/O before the event loop.
 """
 
@@ -89,7 +89,7 @@ def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfi
     settings: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for key, value in table.items():
-        if key in SECRET_FILES:
+        if key in SECRET_FILES and key in SCHEME_KEYS[scheme]:
             secrets[SECRET_FILES[key]] = read_secret_file(str(value))
         elif key in SCHEME_KEYS[scheme]:
             settings[key] = str(value)
