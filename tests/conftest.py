@@ -1,5 +1,6 @@
 """Shared fixtures: a real demo library (generated once per session) and private copies of it; a real
-S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; the log
+S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; a real
+WebDAV server (WsgiDAV, one per test that asks, so it may freeze, kill and restart it); the log
 check of `tests/checklogs.py` applies to every test."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from chaos.seaweedfs import SeaweedFS
+from chaos.webdavd import WebDAVServer
 from musicfs.demo import DemoLibrary, generate_library
 from tests.checklogs import _no_unexpected_logs
 
@@ -82,3 +84,13 @@ def s3_place(seaweedfs: SeaweedFS) -> Iterator[S3Place]:
         yield S3Place(seaweedfs, client, "music", f"t{os.getpid()}-{next(_PLACES)}")
     finally:
         seaweedfs.thaw()
+
+
+@pytest.fixture
+def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDAVServer]:
+    """A running WsgiDAV on 127.0.0.1 serving a folder of its own, stopped by its PID at the end."""
+    server = WebDAVServer(tmp_path_factory.mktemp("webdav"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()

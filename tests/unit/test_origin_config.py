@@ -135,3 +135,43 @@ def test_a_secret_file_readable_by_others_gives_a_warning(
     with caplog.at_level(logging.WARNING):
         _from_file(tmp_path, table)
     assert not caplog.records
+
+
+def test_a_webdav_origin_table_with_its_settings(tmp_path: Path) -> None:
+    secret = _secret_file(tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked until a connection\n")
+    config = _from_file(
+        tmp_path,
+        '[[origin]]\nurl = "webdav+https://NAS.local:8443/Music/Lib/"\nusername = "music"\n'
+        f'password_file = "{secret}"\nca_file = "{ca}"\n'
+        '[[origin]]\nurl = "webdav+http://127.0.0.1"\n',
+    )
+    tls, plain = config.origins  # type: ignore[attr-defined]
+    assert tls.remote.url == "webdav+https://nas.local:8443/Music/Lib"
+    assert tls.remote.setting("username") == "music" and tls.remote.setting("ca_file") == str(ca)
+    assert tls.remote.secret("password") == SECRET and SECRET not in repr(tls)
+    assert plain.remote.url == "webdav+http://127.0.0.1" and plain.remote.settings == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ('url = "webdav+http:///music"', "names no server"),
+        ('url = "webdav+http://host:99999/music"', "has a bad port"),
+        ('url = "webdav+http://host/a//b"', "empty or relative parts"),
+        ('url = "webdav+http://host/music"\nusername = "u"', "username and password_file: give both"),
+        ('url = "webdav+http://host/music"\nca_file = "/x.pem"', "unknown key 'ca_file'"),
+        ('url = "webdav+https://host/music"\nca_file = "/no/such.pem"', "ca_file /no/such.pem is not a file"),
+    ],
+)
+def test_bad_webdav_origins_are_one_line(tmp_path: Path, table: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")) as error:
+        _from_file(tmp_path, f"[[origin]]\n{table}\n")
+    assert "\n" not in str(error.value)
+
+
+def test_webdav_credentials_in_the_url_are_refused_without_showing_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="holds credentials") as error:
+        _from_file(tmp_path, '[[origin]]\nurl = "webdav+https://music:hunter2@nas/music"\n')
+    assert "hunter2" not in str(error.value)

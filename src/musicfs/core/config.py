@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from musicfs.core.errors import ConfigError
-from musicfs.core.remotes import SCHEME_KEYS, SECRET_FILES, RemoteConfig, is_url, remote_config, scheme_of
+from musicfs.core.remotes import SCHEME_KEYS, RemoteConfig, is_url, remote_config, scheme_of
 
 DEFAULT_TEMPLATE = "{albumartist}/{album}[ ({year})]/[{disc}-][{track:02} ]{title}.{ext}"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -180,7 +180,7 @@ def _scheme_keys(scheme: str | None) -> dict[str, Any]:
     """The settings an `[[origin]]` table of this scheme may hold besides the common ones."""
     if scheme is None:
         return {}
-    return dict(SCHEME_KEYS.get(scheme, {})) | dict.fromkeys(SECRET_FILES, str)
+    return dict(SCHEME_KEYS.get(scheme, {}))  # a scheme's keys name its secret files too
 
 
 def _utf8_text(raw: bytes, path: Path) -> str:

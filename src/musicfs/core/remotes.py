@@ -1,13 +1,14 @@
 """What a remote origin is in the configuration: its URL, its scheme's settings and its secrets.
 
-Owns: `RemoteConfig`, which URL forms each scheme accepts (`SCHEMES`: today `s3://BUCKET[/PREFIX]`),
+Owns: `RemoteConfig`, which URL forms each scheme accepts (`_URL_CHECKS`: `s3://BUCKET[/PREFIX]`,
+`webdav+http://HOST[:PORT]/PATH` and `webdav+https://...`),
 the settings each scheme's `[[origin]]` table may hold (`SCHEME_KEYS`), and reading secret files
 (`*_file` settings that hold a password or key): a file that cannot be read is a ConfigError, one
 that other users may read gives a WARNING. A secret is never part of a repr, a message or the
 origin's `url` (which is its name everywhere: the index, `status`, `metrics`, `user.musicfs.origin`);
 credentials written into a URL are refused rather than stripped.
 Adding a scheme (sftp, webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
-files in `SECRET_FILES`, and a builder in `musicfs.origins.factory`.
+files in `SECRET_FILES` (and in its keys), and a builder in `musicfs.origins.factory`.
 Concurrency: values are immutable; reading secret files is blocking I/O before the event loop.
 """
 
@@ -29,8 +30,13 @@ log = logging.getLogger(__name__)
 URL_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 SCHEME_KEYS: dict[str, dict[str, type]] = {
     "s3": {"endpoint": str, "region": str, "access_key_id": str, "secret_access_key_file": str},
+    "webdav+http": {"username": str, "password_file": str},
+    "webdav+https": {"username": str, "password_file": str, "ca_file": str},
 }
-SECRET_FILES: dict[str, str] = {"secret_access_key_file": "secret_access_key"}  # setting -> secret
+SECRET_FILES: dict[str, str] = {  # setting -> secret
+    "secret_access_key_file": "secret_access_key",
+    "password_file": "password",
+}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -83,7 +89,7 @@ def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfi
     settings: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for key, value in table.items():
-        if key in SECRET_FILES:
+        if key in SECRET_FILES and key in SCHEME_KEYS[scheme]:
             secrets[SECRET_FILES[key]] = read_secret_file(str(value))
         elif key in SCHEME_KEYS[scheme]:
             settings[key] = str(value)
@@ -91,6 +97,10 @@ def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfi
         settings["endpoint"] = _endpoint(settings["endpoint"], where)
     if scheme == "s3" and ("access_key_id" in settings) != ("secret_access_key" in secrets):
         raise ConfigError(f"{where}: access_key_id and secret_access_key_file: give both or neither")
+    if scheme.startswith("webdav") and ("username" in settings) != ("password" in secrets):
+        raise ConfigError(f"{where}: username and password_file: give both or neither")
+    if "ca_file" in settings and not os.path.isfile(settings["ca_file"]):
+        raise ConfigError(f"{where}: ca_file {settings['ca_file']} is not a file")
     return RemoteConfig(normalised, tuple(sorted(settings.items())), tuple(sorted(secrets.items())))
 
 
@@ -108,7 +118,28 @@ def _s3_url(parts: SplitResult, where: str) -> str:
     return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
 
-_URL_CHECKS: dict[str, Callable[[SplitResult, str], str]] = {"s3": _s3_url}
+def _webdav_url(parts: SplitResult, where: str) -> str:
+    """`webdav+http(s)://HOST[:PORT][/PATH]`, with the host in lower case and no trailing '/'."""
+    scheme = parts.scheme.lower()
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: origin URL {scheme}://{parts.netloc} has a bad port") from None
+    if not host:
+        raise ConfigError(f"{where}: origin URL {scheme}://{parts.path} names no server")
+    path = parts.path.strip("/")
+    if path and any(part in ("", ".", "..") for part in path.split("/")):
+        raise ConfigError(f"{where}: origin URL path '{parts.path}' has empty or relative parts")
+    server = f"[{host}]" if ":" in host else host
+    server += f":{port}" if port is not None else ""
+    return f"{scheme}://{server}/{path}" if path else f"{scheme}://{server}"
+
+
+_URL_CHECKS: dict[str, Callable[[SplitResult, str], str]] = {
+    "s3": _s3_url,
+    "webdav+http": _webdav_url,
+    "webdav+https": _webdav_url,
+}
 
 
 def _endpoint(value: str, where: str) -> str:
