@@ -20,7 +20,7 @@ import pytest
 from chaos.mountinfo import mount_at
 from chaos.oracle import demo_view
 from tests.process.conftest import MountBindfs
-from tests.terminal.conftest import BULK_TRACKS, OpenTerminal, mount_argv, stop_if_running
+from tests.terminal.conftest import BULK_TRACKS, OpenTerminal, mount_argv, stop_if_running, unmount_below
 from tests.terminal.screen import COLUMNS, CONTROL, ESCAPE, Terminal, clean_environment, width
 
 BAR = re.compile(  # a tqdm frame: percent, bar, count/total [elapsed<left, rate]
@@ -259,3 +259,28 @@ def test_ctrl_z_then_fg_keeps_the_mount_serving(demo: Path, scratch: Path, termi
         assert mount_at(mnt) is None
     finally:
         stop_if_running(pid)
+
+
+@pytest.mark.failure_mode("2.1")
+def test_closing_the_terminal_stops_the_mount(demo: Path, scratch: Path, terminal: OpenTerminal) -> None:
+    """The window closed: the kernel hangs the terminal up and sends SIGHUP. At a terminal that means
+    "stop" (under systemd, with no terminal, SIGHUP still asks for a rescan): the mount must not go on
+    orphaned, writing its log to a terminal that no longer exists."""
+    mnt = scratch / "mnt"
+    term = terminal(mount_argv(scratch, demo))
+    term.expect(announced(mnt))
+    term.expect(f"watching {demo} for changes")
+    pid = serving_pid(mnt)
+    os.close(term.child.child_fd)  # what closing the window does: the terminal side goes away
+    term.child.closed = True
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and process_state(pid) != "Z":
+        time.sleep(0.05)
+    try:
+        assert not os.path.exists(f"/proc/{pid}") or process_state(pid) == "Z", (
+            "it goes on without a terminal"
+        )
+        assert mount_at(mnt) is None
+    finally:
+        stop_if_running(pid)
+        unmount_below(scratch)

@@ -51,7 +51,7 @@ from musicfs.daemon.lifecycle import Lifecycle
 from musicfs.daemon.notify import Notifier
 from musicfs.daemon.recent import RecentProblems
 from musicfs.daemon.rescans import Rescans
-from musicfs.daemon.signals import FINAL_SHUTDOWN, StopSignals
+from musicfs.daemon.signals import FINAL_SHUTDOWN, StopSignals, started_at_terminal, terminal_gone
 from musicfs.daemon.supervisor import Supervisor
 from musicfs.daemon.terminal import stop_hint
 from musicfs.daemon.watchdog import ping_interval, run_watchdog
@@ -132,6 +132,7 @@ class Service:
         self._loop_ended = False
         self._reads_cut: int | None = None  # reads in flight when the drain was cut short
         self._nursery: trio.Nursery | None = None
+        self._terminal_fd = started_at_terminal()  # SIGHUP there: the window closed (stop)
 
     def run(self) -> None:
         """Mount, serve until told to stop, unmount. Blocks; returns normally on a clean stop.
@@ -354,7 +355,9 @@ class Service:
                 self.begin_shutdown(self.signals.received)
             async for signum in signals:
                 name = signal.Signals(signum).name
-                if signum == signal.SIGHUP:
+                if signum == signal.SIGHUP and terminal_gone(self._terminal_fd):
+                    self.begin_shutdown("SIGHUP: the terminal closed")
+                elif signum == signal.SIGHUP:
                     if not self.lifecycle.is_stopping:
                         self.rescans.request("SIGHUP")
                 elif self._shutdown_started is None and not self._loop_ended:

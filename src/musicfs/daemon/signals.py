@@ -2,7 +2,8 @@
 
 Owns: the handlers installed first thing by `musicfs mount` (before any path is touched) and kept
 until the process ends: SIGTERM and SIGINT record a stop request (the first one's name in
-`received`), SIGHUP is ignored (a rescan needs a serving mount). While the event loop runs, trio's
+`received`), SIGHUP is ignored (a rescan needs a serving mount) unless the terminal MusicFS was
+started at has gone away (the window closed): then it is a stop request too. While the event loop runs, trio's
 signal receiver (`musicfs.daemon.service`) takes the signals over and puts these handlers back when
 it closes; a stop recorded before it opened is handed over (`received`), so no signal falls into a
 gap. What each phase does with a stop request:
@@ -48,6 +49,7 @@ class StopSignals:
         self.received: str | None = None  # name of the first stop signal, set by the handler
         self.phase = "start-up"  # what the process is doing, for the log lines
         self._listeners: list[Callable[[], None]] = []
+        self._terminal_fd = started_at_terminal()
         self._read_end, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         os.set_blocking(self._read_end, True)
         threading.Thread(target=self._follow, name="musicfs-signals", daemon=True).start()
@@ -71,7 +73,8 @@ class StopSignals:
             raise StopRequested(self.received)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if signum in STOP_SIGNALS and self.received is None:
+        stops = signum in STOP_SIGNALS or (signum == signal.SIGHUP and terminal_gone(self._terminal_fd))
+        if stops and self.received is None:
             self.received = signal.Signals(signum).name
         with contextlib.suppress(OSError):  # a full pipe: the thread has enough to do already
             os.write(self._write_end, bytes([signum]))
@@ -85,7 +88,7 @@ class StopSignals:
                 return
             name = signal.Signals(signum).name
             phase = self.phase
-            if signum == signal.SIGHUP:
+            if signum == signal.SIGHUP and not terminal_gone(self._terminal_fd):
                 log.info("SIGHUP ignored during %s (a rescan needs a serving mount)", phase)
             elif phase == FINAL_SHUTDOWN:
                 log.info("%s during %s: already stopping", name, phase)
@@ -96,6 +99,17 @@ class StopSignals:
                 log.info("%s during %s: stopping in order", name, phase)
                 for listener in self._listeners:
                     listener()
+
+
+def started_at_terminal() -> int | None:
+    """The first of stdin, stdout and stderr that is a terminal, or None (under systemd)."""
+    return next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+
+
+def terminal_gone(fd: int | None) -> bool:
+    """Whether the terminal MusicFS was started at has been hung up since (the window closed): then
+    SIGHUP means "stop", as for every program at a terminal; without a terminal it asks for a rescan."""
+    return fd is not None and not os.isatty(fd)
 
 
 def _ignore_from_now_on() -> None:
