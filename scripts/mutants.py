@@ -41,9 +41,18 @@ TARGETS: dict[str, list[str]] = {
         "tests/resilience/test_supervisor.py",
         "tests/resilience/test_rescans.py",
     ],
-    "src/musicfs/daemon/signals.py": ["tests/process/test_signal_phases.py", "tests/process/test_mount.py"],
-    "src/musicfs/daemon/mounts.py": ["tests/unit/test_mountinfo.py", "tests/process/test_lifecycle.py"],
-    "src/musicfs/daemon/lock.py": ["tests/process/test_mount.py", "tests/process/test_start_checks.py"],
+    "src/musicfs/daemon/signals.py": [
+        "tests/process/test_signal_phases.py",
+        "tests/process/test_mount.py",
+    ],
+    "src/musicfs/daemon/mounts.py": [
+        "tests/unit/test_mountinfo.py",
+        "tests/process/test_lifecycle.py",
+    ],
+    "src/musicfs/daemon/lock.py": [
+        "tests/process/test_mount.py",
+        "tests/process/test_start_checks.py",
+    ],
     "src/musicfs/origins/gateway.py": [
         "tests/resilience/test_hung_origin.py",
         "tests/resilience/test_faulty_origin.py",
@@ -53,8 +62,13 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_deadline_workers.py",
         "tests/resilience/test_origin_probe.py",
     ],
-    "src/musicfs/tree/snapshot.py": ["tests/unit/test_snapshot.py", "tests/resilience/test_state_machine.py"],
-    "src/musicfs/cache/verify.py": ["tests/unit/test_cache_store.py"],
+    "src/musicfs/tree/snapshot.py": [
+        "tests/unit/test_snapshot.py",
+        "tests/resilience/test_state_machine.py",
+    ],
+    "src/musicfs/cache/verify.py": [
+        "tests/unit/test_cache_store.py",
+    ],
 }
 # `X | None` in annotations (strings under `from __future__ import annotations`) and
 # `dataclass(slots=True)` give mutants no test can tell apart: equivalent, so not made at all.
