@@ -1,6 +1,7 @@
 """Shared fixtures: a real demo library (generated once per session) and private copies of it; a real
-S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; the log
-check of `tests/checklogs.py` applies to every test."""
+S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; a real
+SSH server (OpenSSH's sshd, one per test: it starts in a few milliseconds) with a passphrase-protected
+client key; the log check of `tests/checklogs.py` applies to every test."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from chaos.seaweedfs import SeaweedFS
+from chaos.sshd import PASSPHRASE, Sshd
 from musicfs.demo import DemoLibrary, generate_library
 from tests.checklogs import _no_unexpected_logs
 
@@ -82,3 +84,14 @@ def s3_place(seaweedfs: SeaweedFS) -> Iterator[S3Place]:
         yield S3Place(seaweedfs, client, "music", f"t{os.getpid()}-{next(_PLACES)}")
     finally:
         seaweedfs.thaw()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A running sshd of this test's own on 127.0.0.1 (its client key has `PASSPHRASE`), stopped with
+    every connection's process by their PIDs at the end (thawed first, in case the test froze it)."""
+    server = Sshd(tmp_path / "sshd", passphrase=PASSPHRASE)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
