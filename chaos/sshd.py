@@ -63,6 +63,16 @@ class Sshd:
         kind, key = host_key.with_suffix(".pub").read_text().split()[:2]
         return f"[127.0.0.1]:{self.port} {kind} {key}\n"
 
+    def host_key_fingerprint(self) -> str:
+        """The host key's SHA256 fingerprint as ssh-keygen tells it (base64 without padding)."""
+        shown = subprocess.run(
+            ["ssh-keygen", "-l", "-E", "sha256", "-f", str(self.host_key.with_suffix(".pub"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return shown.split()[1].removeprefix("SHA256:")
+
     def url(self, folder: Path | str) -> str:
         return f"sftp://{self.user}@127.0.0.1:{self.port}{folder}"
 

@@ -15,8 +15,8 @@ failures are worth trying again (`Transient`).
     under a reader is never mixed with its new version.
   - Host keys are always checked, against `known_hosts` (default ~/.ssh/known_hosts, hashed entries
     too): an unknown or changed key is an `OriginError` (never retried, never accepted) whose line
-    names the fingerprint and the file, logged once per origin and key. Nothing is ever written to
-    known_hosts.
+    names the fingerprint and the file; the daemon tells it as it tells any reason an origin is
+    unavailable (the scan's warning, `status`). Nothing is ever written to known_hosts.
   - Authentication: the key in `identity_file` (its passphrase from `passphrase_file`), loaded when
     the origin is built (a wrong passphrase is a ConfigError: exit 2); without one, the ssh-agent
     and ~/.ssh/id_* keys, as ssh does. Key paths are not secret; key contents and passphrases are
@@ -114,7 +114,6 @@ class SFTPStore:
         self._client: paramiko.SSHClient | None = None
         self._idle: list[paramiko.SFTPClient] = []
         self._failed: tuple[float, OriginError] | None = None  # the last connect failure
-        self._said: set[str] = set()  # host key lines logged already
 
     # -- the RemoteStore protocol ----------------------------------------------------------------
 
@@ -268,9 +267,9 @@ class SFTPStore:
     def _connect_error(self, exc: BaseException) -> OriginError:
         where = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
         if isinstance(exc, _HostKeyRefused):
-            return self._refused(exc.line)
+            return OriginError(exc.line)
         if isinstance(exc, paramiko.BadHostKeyException):
-            return self._refused(
+            return OriginError(
                 f"the host key of {where} has changed ({exc.key.get_name()} {exc.key.fingerprint}; "
                 f"{self.known_hosts} names another): not connecting (if the server's key really "
                 "changed, replace its line in that file)"
@@ -278,14 +277,6 @@ class SFTPStore:
         if isinstance(exc, paramiko.AuthenticationException):
             return OriginError(f"{where} refused the key for user {self.user}: check identity_file")
         return _error("connect", where, exc)
-
-    def _refused(self, line: str) -> OriginError:
-        with self._lock:
-            new = line not in self._said
-            self._said.add(line)
-        if new:
-            log.error("origin %s: %s", self.url, line)
-        return OriginError(line)
 
     def _give_back(self, client: paramiko.SSHClient, sftp: paramiko.SFTPClient) -> None:
         with self._lock:
@@ -314,8 +305,10 @@ def _error(what: str, name: str, exc: BaseException) -> OriginError:
         return OriginFileGone(name)
     if isinstance(exc, PermissionError):
         return OriginError(f"{what} of {name}: permission denied on the server")
-    if isinstance(exc, socket.timeout | EOFError | paramiko.SSHException | ConnectionError):
-        return _Lost(f"{what} of {name}: {exc or type(exc).__name__}")
+    if isinstance(exc, socket.timeout):
+        return _Lost(f"{what} of {name}: the server timed out")
+    if isinstance(exc, EOFError | paramiko.SSHException | ConnectionError):
+        return _Lost(f"{what} of {name}: {str(exc) or type(exc).__name__}")
     if isinstance(exc, OSError):  # no connection (refused), or the server's own failure
         return Transient(f"{what} of {name}: {exc.strerror or exc}")
     if isinstance(exc, Exception):
