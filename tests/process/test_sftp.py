@@ -260,3 +260,29 @@ def test_an_unknown_host_key_is_refused_with_one_line(
     assert _origin_state(daemon) == "offline"
     assert not _view(daemon.mountpoint)  # nothing was ever read from a server not known
     assert "Accepted publickey" not in sshd.log()
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "words"),
+    [
+        ("not-the-passphrase", "wrong passphrase"),
+        (None, "is encrypted: give its passphrase in passphrase_file"),
+    ],
+)
+def test_a_wrong_or_missing_passphrase_is_one_line_and_exit_2(
+    sshd: Sshd, served: Path, tmp_path: Path, passphrase: str | None, words: str
+) -> None:
+    config = _config(tmp_path, sshd, served)
+    if passphrase is None:
+        config.write_text(
+            "".join(line for line in config.read_text().splitlines(True) if "passphrase" not in line)
+        )
+    else:
+        (tmp_path / "key.pass").write_text(passphrase + "\n")
+    (tmp_path / "mnt").mkdir()
+    done = musicfs(
+        "mount", str(tmp_path / "mnt"), "--config", str(config), "--state-dir", str(tmp_path / "st")
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and words in done.stderr and str(sshd.identity_file) in done.stderr
+    assert "not-the-passphrase" not in done.stderr and PASSPHRASE not in done.stderr

@@ -317,17 +317,20 @@ def _error(what: str, name: str, exc: BaseException) -> OriginError:
 
 
 def _load_key(path: str | None, passphrase: str | None) -> paramiko.PKey | None:
+    """The key `identity_file` holds; ConfigError (one line, no secret) when it cannot be loaded."""
     if path is None:
         return None
+    secret = passphrase.encode() if passphrase else None  # cryptography wants bytes (stubs say str)
     try:
-        secret = passphrase.encode() if passphrase else None  # cryptography wants bytes (stubs say str)
         return paramiko.PKey.from_path(path, secret)  # type: ignore[arg-type]
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError):  # cryptography's TypeError: no password
+        if passphrase:
+            raise ConfigError(f"cannot load identity_file {path}: wrong passphrase") from None
         raise ConfigError(
             f"identity_file {path} is encrypted: give its passphrase in passphrase_file"
         ) from None
-    except (paramiko.SSHException, ValueError) as exc:
-        problem = "wrong passphrase, or" if passphrase else "it is"
-        raise ConfigError(f"cannot load identity_file {path} ({problem} not a private key: {exc})") from None
+    except (paramiko.SSHException, ValueError):
+        problem = "wrong passphrase, or it is not" if passphrase else "it is not"
+        raise ConfigError(f"cannot load identity_file {path} ({problem} an SSH private key)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read identity_file {path}: {exc.strerror}") from None
