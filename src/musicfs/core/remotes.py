@@ -1,15 +1,15 @@
 """What a remote origin is in the configuration: its URL, its scheme's settings and its secrets.
 
-Owns: `RemoteConfig`, which URL forms each scheme accepts (`SCHEMES`: `s3://BUCKET[/PREFIX]`,
-`sftp://[USER@]HOST[:PORT]/FOLDER`),
-the settings each scheme's `[[origin]]` table may hold (`SCHEME_KEYS`), and reading secret files
-(`*_file` settings that hold a password or key): a file that cannot be read is a ConfigError, one
+Owns: `RemoteConfig`, which URL forms each scheme accepts (`_URL_CHECKS`: `s3://BUCKET[/PREFIX]`,
+`sftp://[USER@]HOST[:PORT]/FOLDER`), the settings each scheme's `[[origin]]` table may hold
+(`SCHEME_KEYS`), and reading secret files (`*_file` settings that hold a password, key or
+passphrase): a file that cannot be read is a ConfigError, one
 that other users may read gives a WARNING. A secret is never part of a repr, a message or the
 origin's `url` (which is its name everywhere: the index, `status`, `metrics`, `user.musicfs.origin`);
 credentials written into a URL are refused rather than stripped (an SSH user name is no credential:
 `sftp://USER@HOST` keeps it, `USER:PASSWORD@` is refused). Files that are named but not secret (an
 SSH key, whose passphrase is the secret, and known_hosts) must be readable at start (`_FILE_KEYS`).
-Adding a scheme (sftp, webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
+Adding a scheme (webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
 files in `SECRET_FILES`, and a builder in `musicfs.origins.factory`.
 Concurrency: values are immutable; reading secret files is blocking I/O before the event loop.
 """
