@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 POOL = 4  # SFTP channels on the one connection
 PAGE = 1000  # a listing page ends after the folder that brings it to this many entries
 CONNECT_TIMEOUT = 5.0
+WINDOW = 1 << 24  # bytes a channel may have in flight: a 1 MiB chunk never waits on window updates
+PACKET = 1 << 18
 RETRY_CONNECT = 1.0  # seconds after a failed connect during which others fail at once
 
 
@@ -218,13 +220,18 @@ class SFTPStore:
         if client is None or not _active(client):
             client = self._connect(what, name)
         try:
-            sftp = client.open_sftp()
-            sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
+            transport = client.get_transport()
+            opened = (
+                None if transport is None else paramiko.SFTPClient.from_transport(transport, WINDOW, PACKET)
+            )
+            if opened is None:
+                raise EOFError("the connection closed")
+            opened.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
         except BaseException as exc:
             self._drop(client)
             error = _error(what, name, exc)
             raise error from None
-        return client, sftp
+        return client, opened
 
     def _connect(self, what: str, name: str) -> paramiko.SSHClient:
         with self._connecting:
