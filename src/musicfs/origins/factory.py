@@ -2,9 +2,9 @@
 
 Owns: `build_origin`, the one place that knows which class serves which kind of origin: a local
 folder is a `LocalOrigin`; a remote URL goes to its scheme's builder (`s3://` to
-`musicfs.origins.s3`, `webdav+http(s)://` to `musicfs.origins.webdav`), imported only when such
-an origin is configured, so a library of local folders never loads a network client. A new scheme
-adds its branch here.
+`musicfs.origins.s3`, `webdav+http(s)://` to `musicfs.origins.webdav`, `sftp://` to
+`musicfs.origins.sftp`), imported only when such an origin is configured, so a library of local
+folders never loads a network client. A new scheme adds its branch here.
 Concurrency: called once per origin at start, on the main thread; building touches no origin (a
 frozen NAS or a dead server must not hang it).
 """
@@ -29,4 +29,8 @@ def build_origin(config: Config, setting: OriginConfig, origin_id: int) -> Origi
         from musicfs.origins.webdav import webdav_origin
 
         return webdav_origin(origin_id, remote, timeout=config.read_timeout)
+    if remote.scheme == "sftp":
+        from musicfs.origins.sftp import sftp_origin
+
+        return sftp_origin(origin_id, remote, timeout=config.read_timeout)
     raise AssertionError(f"no origin for the scheme of {remote.url} (the config accepted it)")
