@@ -4,6 +4,7 @@ one folder whatever year its tracks carry, and every album folder with art shows
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -13,10 +14,11 @@ import mutagen.flac
 import mutagen.id3
 import mutagen.mp4
 import numpy as np
+import pytest
 import soundfile
 
 from musicfs.demo import DemoLibrary
-from tests.process.conftest import Spawn, assert_clean_log, musicfs
+from tests.process.conftest import Spawn, assert_clean_log, musicfs, wait_until
 
 
 def _track(path: Path, artist: str, album: str, title: str, number: int, **extra: str) -> None:
@@ -176,6 +178,75 @@ def test_an_album_without_a_cover_file_shows_the_picture_its_tracks_embed(
         assert stream.read(10) == jpeg[4097:4107]
         assert stream.read(10**6) == jpeg[4107:]
         assert stream.read(10) == b""
+    assert_clean_log(daemon)
+
+
+def _embed_vorbis(path: Path, data: bytes, mime: str = "image/jpeg") -> None:
+    picture = mutagen.flac.Picture()
+    picture.type, picture.mime, picture.data = 3, mime, data
+    audio: Any = mutagen.File(path)
+    audio["metadata_block_picture"] = [base64.b64encode(picture.write()).decode()]
+    audio.save()
+
+
+def _ogg_track(source: Path, path: Path, album: str, number: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, path)
+    audio: Any = mutagen.File(path)
+    audio.clear()
+    audio["albumartist"], audio["album"], audio["title"] = "Band", album, f"Song {number}"
+    audio["tracknumber"] = str(number)
+    audio.save()
+
+
+def _read_or_error(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+@pytest.mark.allow_log(r"open failed: Vorbis/2\.ogg changed since the last scan")
+def test_ogg_vorbis_and_opus_albums_show_the_picture_their_comments_embed(
+    tmp_path: Path, spawn: Spawn, demo_library: DemoLibrary
+) -> None:
+    """Issue 13.2: a Vorbis comment's METADATA_BLOCK_PICTURE (base64 over Ogg pages, no byte range to
+    read through) is decoded from the track at open and shown as the album's cover, byte for byte;
+    after a retag the old picture is never served, and the new one is once the rescan saw it."""
+    origin = tmp_path / "origin"
+    sources = {s: next(t.path for t in demo_library.tracks if t.path.suffix == s) for s in (".ogg", ".opus")}
+    jpeg = b"\xff\xd8\xff\xe0 vorbis front " + os.urandom(150_000)  # spread over several Ogg pages
+    png = b"\x89PNG\r\n\x1a\n opus front " + os.urandom(3000)
+    for number in (1, 2):
+        _ogg_track(sources[".ogg"], origin / "Vorbis" / f"{number}.ogg", "Vorbis Album", number)
+        _ogg_track(sources[".opus"], origin / "Opus" / f"{number}.opus", "Opus Album", number)
+    _embed_vorbis(origin / "Vorbis" / "2.ogg", jpeg)
+    _embed_vorbis(origin / "Opus" / "1.opus", png, "image/png")
+
+    daemon = spawn([origin])
+    vorbis, opus = daemon.mountpoint / "Band" / "Vorbis Album", daemon.mountpoint / "Band" / "Opus Album"
+    assert sorted(p.name for p in vorbis.iterdir()) == ["01 Song 1.ogg", "02 Song 2.ogg", "cover.jpg"]
+    assert sorted(p.name for p in opus.iterdir()) == ["01 Song 1.opus", "02 Song 2.opus", "cover.png"]
+    assert (vorbis / "cover.jpg").stat().st_size == len(jpeg)
+    assert (vorbis / "cover.jpg").read_bytes() == jpeg
+    assert (opus / "cover.png").read_bytes() == png
+    with (vorbis / "cover.jpg").open("rb", buffering=0) as stream:
+        stream.seek(70_001)
+        assert stream.read(10) == jpeg[70_001:70_011]
+        assert stream.read(10**6) == jpeg[70_011:]
+        assert stream.read(10) == b""
+    assert (vorbis / "02 Song 2.ogg").read_bytes() == (origin / "Vorbis" / "2.ogg").read_bytes()
+
+    retagged = b"\xff\xd8\xff\xe0 new front " + os.urandom(150_000)
+    _embed_vorbis(origin / "Vorbis" / "2.ogg", retagged)
+    seen: list[bytes | None] = []
+
+    def shows_the_new_picture() -> bool:
+        seen.append(_read_or_error(vorbis / "cover.jpg"))
+        return seen[-1] == retagged
+
+    wait_until(shows_the_new_picture, "the retagged picture", daemon.log)
+    assert all(data in (None, retagged) for data in seen), "an old picture was served after the retag"
     assert_clean_log(daemon)
 
 

@@ -18,6 +18,7 @@ import pytest
 from musicfs.core.types import EmbeddedPicture
 from musicfs.demo import DemoLibrary, generate_library
 from musicfs.tags import read_tags, read_track
+from musicfs.tags.pictures import decoded_front_cover
 
 JPEG = b"\xff\xd8\xff\xe0" + b"the front" + os.urandom(3000)
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
@@ -100,20 +101,49 @@ def test_an_mp4_covr_is_found(library: DemoLibrary, tmp_path: Path) -> None:
     assert _bytes_at(path, picture) == JPEG
 
 
-def test_no_range_for_a_picture_stored_encoded_nor_for_an_image_players_do_not_take(
+def _embed_vorbis(path: Path, *pictures: mutagen.flac.Picture) -> None:
+    audio: Any = mutagen.File(path)
+    audio["metadata_block_picture"] = [base64.b64encode(p.write()).decode() for p in pictures]
+    audio.save()
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".opus"])
+def test_a_vorbis_comment_picture_is_offered_encoded_and_decoded_exactly(
+    library: DemoLibrary, tmp_path: Path, suffix: str
+) -> None:
+    """METADATA_BLOCK_PICTURE is base64 spread over Ogg pages: no byte range holds it, so the scan
+    records its size and kind only, and `decoded_front_cover` gives the very bytes at open."""
+    path = _copy(library, suffix, tmp_path)
+    big = b"\xff\xd8\xff\xe0" + os.urandom(200_000)  # several Ogg pages of comment packet
+    _embed_vorbis(path, _flac_picture(PNG, 4, "image/png"), _flac_picture(big, 3))
+    picture = _picture(path)
+    assert picture == EmbeddedPicture(None, len(big), "jpg")
+    with path.open("rb") as stream:
+        assert decoded_front_cover(stream) == big
+    _embed_vorbis(path, _flac_picture(PNG, 0, "image/png"))
+    assert _picture(path) == EmbeddedPicture(None, len(PNG), "png")
+    with path.open("rb") as stream:
+        assert decoded_front_cover(stream) == PNG
+
+
+def test_no_cover_from_a_picture_players_do_not_take_or_a_damaged_comment(
     library: DemoLibrary, tmp_path: Path
 ) -> None:
-    ogg = _copy(library, ".ogg", tmp_path)
-    audio: Any = mutagen.File(ogg)
-    block = _flac_picture(JPEG, 3).write()
-    audio["metadata_block_picture"] = [base64.b64encode(block).decode()]
-    audio.save()
-    assert _picture(ogg) is None  # base64 inside Ogg pages: no byte range holds the image
     flac = _copy(library, ".flac", tmp_path)
     audio = mutagen.flac.FLAC(flac)
     audio.add_picture(_flac_picture(b"GIF89a" + os.urandom(100), 3, "image/gif"))
     audio.save()
     assert _picture(flac) is None
+    ogg = _copy(library, ".ogg", tmp_path)
+    _embed_vorbis(ogg, _flac_picture(b"GIF89a" + os.urandom(100), 3, "image/gif"))
+    assert _picture(ogg) is None
+    tags: Any = mutagen.File(ogg)
+    tags["metadata_block_picture"] = ["not base64 at all!"]
+    tags.save()
+    assert _picture(ogg) is None
+    assert read_tags(ogg).title is not None  # the tags are still read
+    with ogg.open("rb") as stream:
+        assert decoded_front_cover(stream) is None
 
 
 def test_a_track_without_pictures_has_none(library: DemoLibrary, tmp_path: Path) -> None:

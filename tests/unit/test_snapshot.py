@@ -20,6 +20,7 @@ class Shown:
     mtime_ns: int = 5
     ctime_ns: int = 5
     span: tuple[int, int] | None = None
+    encoded: bool = False
 
 
 FOLDERS = {b"A": 100, b"A/B": 101, b"C": 102}

@@ -1,15 +1,21 @@
 """Ports: the interfaces lower layers use without importing the layers that implement them.
 
 Owns: `ChunkCache`, what the read path (`musicfs.origins.gateway`) needs of the content cache
-(`musicfs.cache.store.ChunkStore` implements it).
+(`musicfs.cache.store.ChunkStore` implements it), and `PictureDecoder`, how the FUSE edge gets the
+image of a cover stored encoded in a track's tags without knowing tags
+(`musicfs.tags.pictures.decoded_front_cover`, given by the composition root).
 Concurrency: implementations are called from worker threads and must be thread-safe.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
 
 from musicfs.core.types import VersionKey
+
+# The front cover a track's tags hold, decoded from its open, seekable file; None if there is none.
+PictureDecoder = Callable[[BinaryIO], bytes | None]
 
 
 class ChunkCache(Protocol):

@@ -44,12 +44,14 @@ class EmbeddedPicture:
     """The image of a track's embedded front cover, as its bytes lie in the track's file.
 
     Attributes:
-        offset: where the image starts in the file.
-        size: its length in bytes.
+        offset: where the image starts in the file; None when no byte range of the file holds it
+            (a Vorbis comment's base64 METADATA_BLOCK_PICTURE, spread over Ogg pages): then it is
+            decoded from the track when it is opened.
+        size: its length in bytes (decoded).
         ext: what kind of image it is, as a file extension: ``"jpg"`` or ``"png"``.
     """
 
-    offset: int
+    offset: int | None
     size: int
     ext: str
 
@@ -91,7 +93,9 @@ class ViewFile:
     (`musicfs.core.kinds.AUDIO` or `COVER`).
 
     `size`, `mtime_ns` and `ctime_ns` are the origin file's. `span` is set when only part of it is
-    shown: ``(offset, length)`` of the bytes shown (a cover embedded in a track).
+    shown: ``(offset, length)`` of the bytes shown (a cover embedded in a track). `encoded` is set
+    for a cover stored encoded in the track's tags: its `span` is ``(0, decoded length)`` and its
+    bytes are decoded from the track at open (`musicfs.core.ports.PictureDecoder`).
     """
 
     inode: int
@@ -103,3 +107,4 @@ class ViewFile:
     ctime_ns: int
     kind: str
     span: tuple[int, int] | None = None
+    encoded: bool = False

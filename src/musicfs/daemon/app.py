@@ -64,6 +64,7 @@ from musicfs.origins.base import DOES_NOT_ANSWER, Origin
 from musicfs.origins.gateway import OriginGateway
 from musicfs.origins.states import OriginStates
 from musicfs.sqlite import set_aside
+from musicfs.tags.pictures import decoded_front_cover
 from musicfs.tree.snapshot import Tree
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,12 @@ def assemble(
         control.XATTR_CONTROL.encode(): os.fsencode(control_socket),
     }
     operations = MusicOperations(
-        lambda: library.tree, gateways, config.attr_timeout, root_xattrs, kernel_listings=chosen.kernel
+        lambda: library.tree,
+        gateways,
+        config.attr_timeout,
+        root_xattrs,
+        kernel_listings=chosen.kernel,
+        decode_picture=decoded_front_cover,
     )
     log.info("%s", chosen.describe())
     rescans = Rescans(library, notifier)

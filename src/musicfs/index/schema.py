@@ -20,7 +20,7 @@ from musicfs.sqlite import connect, set_aside
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INDEX_NAME = "index.sqlite"  # the index file in a state directory
 
 _DDL = """
@@ -57,6 +57,7 @@ ALTER TABLE files ADD COLUMN picture_offset INTEGER;
 ALTER TABLE files ADD COLUMN picture_size INTEGER;
 ALTER TABLE files ADD COLUMN picture_ext TEXT;
 """,
+    2: "",  # no new column: Vorbis comment pictures are offered now, so every file is read again
 }
 _RESCAN_ALL = "UPDATE files SET dev = -1"  # no device has that number: every file is read again (dev
 # is not shown, so the view served until then keeps its sizes and times)

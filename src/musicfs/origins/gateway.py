@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import trio
 
@@ -47,7 +48,7 @@ from musicfs.core.errors import (
     OriginTimeout,
     OriginUnavailable,
 )
-from musicfs.core.ports import ChunkCache
+from musicfs.core.ports import ChunkCache, PictureDecoder
 from musicfs.core.types import VersionKey
 from musicfs.origins.base import Origin
 from musicfs.origins.states import OriginStates
@@ -55,6 +56,7 @@ from musicfs.origins.states import OriginStates
 T = TypeVar("T")
 THREADS_PER_ORIGIN = 16
 THREADS_PER_FILE = 4
+_DECODE_BUFFER = 256 * 1024  # reads of a decoder: a few large ones rather than mutagen's small ones
 
 
 @dataclass(slots=True)
@@ -189,6 +191,22 @@ class OriginGateway:
             await self._in_thread(self.origin.close, fd)
             raise OriginFileChanged(f"{os.fsdecode(relpath)} changed since the last scan")
         return OpenHandle(fd, None, relpath=relpath)
+
+    async def decode_unchanged(
+        self, relpath: bytes, mtime_ns: int, ctime_ns: int, decode: PictureDecoder
+    ) -> bytes | None:
+        """What `decode` makes of the file, read straight from the origin, only if the file still
+        has these times (`open_unchanged`): a picture its tags hold encoded, for a view file that
+        shows it. The whole decode is one call under the deadline, in one of the file's threads.
+
+        Raises:
+            OriginFileChanged: the file changed since the last scan.
+        """
+        handle = await self.open_unchanged(relpath, mtime_ns, ctime_ns)
+        try:
+            return await self._in_thread(_decode_handle, self.origin, handle, decode, relpath=relpath)
+        finally:
+            await self.close(handle)
 
     async def _open(self, relpath: bytes) -> int:
         """Open the origin file; a missing one is `OriginUnavailable` when its whole origin is gone."""
@@ -362,6 +380,48 @@ class OriginGateway:
                 raise _as_origin_error(exc) from None
         self.timeouts += 1
         raise OriginTimeout(f"{self.origin!r}: no answer within {self.timeout:g} s")
+
+
+def _decode_handle(origin: Origin, handle: OpenHandle, decode: PictureDecoder) -> bytes | None:
+    raw = _HandleFile(origin, handle)
+    return decode(io.BufferedReader(raw, _DECODE_BUFFER))
+
+
+class _HandleFile(io.RawIOBase):
+    """An open origin file as a seekable binary file for a decoder (blocking `Origin.read` calls:
+    used only in a worker thread). Its `name` is the file's, as mutagen uses it to tell formats."""
+
+    def __init__(self, origin: Origin, handle: OpenHandle) -> None:
+        super().__init__()
+        self._origin = origin
+        self._fd = handle.fd
+        self.name = os.fsdecode(handle.relpath)
+        self._size = origin.version_of(handle.fd)[0]
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, "negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._origin.read(
+            self._fd, min(len(buffer), max(self._size - self._position, 0)), self._position
+        )
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
 
 
 def _as_origin_error(exc: OSError) -> OriginError:

@@ -7,10 +7,15 @@ atoms. The range is only ever given where the file holds the bytes mutagen decod
 it is found by looking for them in the region the tag occupies; for FLAC it is read from the blocks'
 own structure and checked by its length and its first and last bytes (looking for a whole picture
 cost a second read of it: 4x mutagen's parse for a 500 KB image, against 1.13x now).
-Pictures stored encoded give no range: Vorbis comments' `METADATA_BLOCK_PICTURE` (base64, split
-over Ogg pages), unsynchronised or compressed ID3 frames. Only JPEG and PNG images are offered (the
-names players look for are `cover.jpg` and `cover.png`), told by their first bytes, not by the MIME
-type a tagger wrote.
+Vorbis comments' `METADATA_BLOCK_PICTURE` (Ogg Vorbis, Opus and the other Ogg codecs) is a FLAC
+picture block in base64 inside the comment packet, which Ogg pages split: no byte range of the file
+holds the image. Such a picture is offered without an offset (its decoded size and kind only), and
+`decoded_front_cover` decodes it again from the track whenever the view's cover is opened (the
+caller checks first that the track is the version the scan saw; nothing is copied out of the
+origin, so nothing can go stale or be left behind). Pictures over `MAX_DECODED` are not offered that
+way (each open holds the image in memory). Unsynchronised or compressed ID3 frames give no cover.
+Only JPEG and PNG images are offered (the names players look for are `cover.jpg` and `cover.png`),
+told by their first bytes, not by the MIME type a tagger wrote.
 
 Which picture: the front cover (picture type 3); failing that, the first picture whose type says
 nothing of what it shows (type 0, "other"); MP4 has no types: its first `covr` image.
@@ -20,16 +25,24 @@ threads, like `musicfs.tags.read_tags`); no module state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-from mutagen.flac import FLAC
+import mutagen
+from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4, MP4Tags
+from mutagen.oggflac import OggFLAC
+from mutagen.oggopus import OggOpus
+from mutagen.oggspeex import OggSpeex
+from mutagen.oggtheora import OggTheora
+from mutagen.oggvorbis import OggVorbis
 
+from musicfs.core.errors import OriginError
 from musicfs.core.types import EmbeddedPicture
 
-__all__ = ["front_cover"]
+__all__ = ["decoded_front_cover", "front_cover"]
 
 FRONT_COVER = 3
 OTHER = 0
@@ -38,6 +51,10 @@ MAX_REGION = 64 << 20  # never read more than this to find a picture (a tag this
 _FLAC_PICTURE = 6  # the metadata block type
 _KINDS = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
 _COVR_PATH = (b"moov", b"udta", b"meta", b"ilst", b"covr")
+MAX_DECODED = 16 << 20  # the largest picture decoded at each open of its cover (held in memory)
+_PICTURE: Any = Picture  # mutagen is untyped
+# Ogg files whose Vorbis comments may hold METADATA_BLOCK_PICTURE.
+_OGG_WITH_COMMENTS = (OggVorbis, OggOpus, OggFLAC, OggSpeex, OggTheora)
 
 
 def front_cover(audio: Any, stream: BinaryIO) -> EmbeddedPicture | None:
@@ -53,6 +70,12 @@ def front_cover(audio: Any, stream: BinaryIO) -> EmbeddedPicture | None:
     """
     if isinstance(audio, FLAC):
         return _flac_front_cover(audio, stream)
+    if isinstance(audio, _OGG_WITH_COMMENTS):
+        data = _choose(_vorbis_pictures(audio))
+        kind = _kind(data)
+        if data is None or kind is None or len(data) > MAX_DECODED:
+            return None
+        return EmbeddedPicture(None, len(data), kind)
     if isinstance(audio.tags, ID3):
         tags: Any = audio.tags
         found = _choose((frame.type, frame.data) for frame in tags.getall("APIC"))
@@ -73,6 +96,29 @@ def front_cover(audio: Any, stream: BinaryIO) -> EmbeddedPicture | None:
     stream.seek(start)
     at = _find(stream.read(min(length, MAX_REGION)), found)
     return None if at < 0 else EmbeddedPicture(start + at, len(found), kind)
+
+
+def decoded_front_cover(stream: BinaryIO) -> bytes | None:
+    """The image of the front cover that an Ogg file's Vorbis comments hold (the one `front_cover`
+    offered without an offset), decoded from `stream`, or None if it holds none (or mutagen cannot
+    parse it). Blocking reads: run it in a worker thread."""
+    try:
+        audio = mutagen.File(stream)
+    except (OriginError, OSError):
+        raise  # the origin failed under the reader: that says nothing of the file
+    except Exception:  # mutagen raises many unrelated types on damaged files
+        return None
+    return _choose(_vorbis_pictures(audio)) if isinstance(audio, _OGG_WITH_COMMENTS) else None
+
+
+def _vorbis_pictures(audio: Any) -> Iterator[tuple[int, bytes]]:
+    """``(type, image)`` of each readable METADATA_BLOCK_PICTURE; a damaged one is passed over."""
+    for value in audio.tags.get("metadata_block_picture", []) if audio.tags is not None else []:
+        try:
+            picture: Any = _PICTURE(base64.b64decode(value, validate=True))
+        except (ValueError, mutagen.MutagenError):  # bad base64 (binascii.Error) or block
+            continue
+        yield picture.type, picture.data
 
 
 def _find(region: bytes, data: bytes) -> int:

@@ -7,7 +7,8 @@ Owns: `cover_aliases`, which, given the shown tracks and covers of a view, adds 
    `cover.*` already (MPD's `albumart` and several players look only for `cover.*`);
 3. for a folder of tracks with no cover image at all, `cover.jpg` or `cover.png` showing the front
    cover embedded in one of its tracks: the first track by name that embeds one (its bytes, read
-   through from the track's file: a `ViewFile` with a `span`).
+   through from the track's file: a `ViewFile` with a `span`; or, for a picture stored encoded in
+   Vorbis comments, `encoded` with the span ``(0, size)``: decoded from the track at open).
 An alias is a `ViewFile` of the same origin file as its cover, under another path and inode. Alias
 inodes come from the cover's (or track's) own inode (`ALIAS_BASE + inode * ALIASES_PER_COVER + k`),
 far above the index's counter, so they are stable across rescans and restarts and never meet an
@@ -66,7 +67,8 @@ def _embedded(
                 inode=ALIAS_BASE + track.inode * ALIASES_PER_COVER,
                 viewpath=posixpath.join(folder, f"cover.{picture.ext}".encode()),
                 kind=COVER,
-                span=(picture.offset, picture.size),
+                span=(picture.offset or 0, picture.size),
+                encoded=picture.offset is None,
             )
         )
     return aliases

@@ -38,17 +38,21 @@ class ShownFile(Protocol):
     def ctime_ns(self) -> int: ...
     @property
     def span(self) -> tuple[int, int] | None: ...
+    @property
+    def encoded(self) -> bool: ...
 
 
 class Node:
     """A folder or a file of the view. Folders have `children` (name -> inode) and `order`.
 
-    A file shows its origin file whole, or (`span` set) `size` bytes of it from `span[0]` on.
+    A file shows its origin file whole, or (`span` set) `size` bytes of it from `span[0]` on, or
+    (`encoded` set) the `size` bytes of the picture its tags hold encoded.
     """
 
     __slots__ = (
         "children",
         "ctime_ns",
+        "encoded",
         "inode",
         "mtime_ns",
         "name",
@@ -70,6 +74,7 @@ class Node:
         self.origin_id = 0
         self.relpath = b""
         self.span: tuple[int, int] | None = None
+        self.encoded = False
         self.children: dict[bytes, int] | None = {} if folder else None
         self.order: tuple[int, ...] = ()
 
@@ -165,6 +170,7 @@ class Tree:
             node = Node(shown.inode, parent.inode, name, folder=False)
             node.mtime_ns, node.ctime_ns = shown.mtime_ns, shown.ctime_ns
             node.origin_id, node.relpath, node.span = shown.origin_id, shown.relpath, shown.span
+            node.encoded = shown.encoded
             node.size = shown.size if shown.span is None else shown.span[1]
             nodes[node.inode] = node
             assert parent.children is not None
