@@ -70,6 +70,10 @@ class MusicfsMachine:
     def main_pid(self) -> int:
         return int(self.show("MainPID")["MainPID"])
 
+    def kill(self, signal: str) -> None:
+        """Send `signal` to the daemon alone (a minimal Debian has no kill(1): it comes with procps)."""
+        self.systemctl("kill", "--kill-who=main", f"--signal={signal}", UNIT)
+
     def expected(self, view: str = TRACK) -> bytes:
         """The bytes the view path must give: read from the origin file the oracle names."""
         return (self.library / DEMO_VIEW[view]).read_bytes()

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.system.machine import MOUNTPOINT, TRACK, TRACK_COUNT, UNIT, MusicfsMachine
+from tests.system.machine import (
+    MOUNTPOINT,
+    MUSICFS,
+    STATE_DIR,
+    TRACK,
+    TRACK_COUNT,
+    UNIT,
+    MusicfsMachine,
+)
 
 
 @pytest.mark.failure_mode("2.10")
@@ -22,3 +30,120 @@ def test_start_returns_active_only_once_a_track_reads(service: MusicfsMachine) -
     assert state == b"active"
     assert data == service.expected()
     assert service.show("StatusText")["StatusText"] == f"serving {TRACK_COUNT} tracks"
+
+
+FAST_WATCHDOG = "[Service]\nWatchdogSec=4s\n"
+
+
+@pytest.mark.failure_mode("3.1")
+def test_watchdog_timestamps_advance_while_serving(service: MusicfsMachine) -> None:
+    service.install_unit(watchdog=FAST_WATCHDOG)
+    service.systemctl("start", UNIT)
+    first = int(service.show("WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"])
+    assert first > 0, service.journal()
+
+    def advanced() -> bool:
+        return int(service.show("WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"]) > first
+
+    service.wait_for("a second WATCHDOG=1 (WatchdogSec=4s: one every 2 s)", advanced, timeout=10)
+    assert service.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
+
+
+@pytest.mark.failure_mode("2.7")
+def test_kill9_is_restarted_and_serves_again_with_a_clean_index(service: MusicfsMachine) -> None:
+    service.systemctl("start", UNIT)
+    times = []
+    for _ in range(3):
+        pid = service.main_pid()
+        service.kill("SIGKILL")
+        times.append(service.wait_serving_again(pid))
+    print("kill -9 to serving again (s):", ", ".join(f"{t:.2f}" for t in times))
+    assert service.show("NRestarts")["NRestarts"] == "3"
+    assert "did not stop cleanly" in service.journal()
+    service.systemctl("stop", UNIT)
+    # The index the crashes left: SQLite's integrity_check and MusicFS's own checks find nothing.
+    service.container.check([MUSICFS, "fsck", "--state-dir", STATE_DIR, "--full"])
+
+
+@pytest.mark.failure_mode("3.1")
+def test_a_stopped_daemon_is_caught_by_the_watchdog_and_restarted(service: MusicfsMachine) -> None:
+    service.install_unit(watchdog=FAST_WATCHDOG)
+    service.systemctl("start", UNIT)
+    pid = service.main_pid()
+    service.kill("SIGSTOP")
+    took = service.wait_serving_again(pid, timeout=60)
+    print(f"kill -STOP to serving again with WatchdogSec=4s: {took:.2f} s")
+    assert "Watchdog timeout" in service.journal()
+    assert service.show("NRestarts")["NRestarts"] == "1"
+
+
+def _stopped_cleanly(service: MusicfsMachine) -> None:
+    def settled() -> bool:
+        return service.show("ActiveState")["ActiveState"] in {"inactive", "failed", "activating"}
+
+    service.wait_for("the unit settled after the stop", settled)
+    state = service.show("ActiveState", "Result", "ExecMainStatus", "NRestarts")
+    assert state == {
+        "ActiveState": "inactive",
+        "Result": "success",
+        "ExecMainStatus": "0",
+        "NRestarts": "0",
+    }, service.journal()
+    assert not service.mounted()
+
+
+@pytest.mark.failure_mode("2.1")
+def test_systemctl_stop_with_a_file_open_inside_exits_zero_and_leaves_no_mount(
+    service: MusicfsMachine,
+) -> None:
+    service.systemctl("start", UNIT)
+    # A player holding a track open, its working directory inside the mount (a unit of the machine).
+    album = f"{MOUNTPOINT}/{TRACK.rpartition('/')[0]}"
+    track = f"{MOUNTPOINT}/{TRACK}"
+    service.container.check(
+        [
+            "systemd-run",
+            "--unit=holder",
+            f"--working-directory={album}",
+            "sh",
+            "-c",
+            'exec 3<"$0"; exec sleep infinity',
+            track,
+        ]
+    )
+
+    def holding() -> bool:
+        pid = service.container.check(
+            ["systemctl", "show", "--property=MainPID", "--value", "holder"]
+        ).strip()
+        return (
+            pid != "0"
+            and track in service.container.run(["sh", "-c", f"readlink /proc/{pid}/fd/*"]).stdout.decode()
+        )
+
+    service.wait_for("the holder has the track open", holding)
+    service.systemctl("stop", UNIT)
+    _stopped_cleanly(service)
+
+
+@pytest.mark.failure_mode("2.1")
+def test_musicfs_shutdown_exits_zero_without_a_restart(service: MusicfsMachine) -> None:
+    service.systemctl("start", UNIT)
+    service.container.check([MUSICFS, "shutdown", MOUNTPOINT])
+    _stopped_cleanly(service)
+
+
+@pytest.mark.failure_mode("2.1")
+def test_enabled_service_starts_at_boot_and_stops_cleanly_at_poweroff(service: MusicfsMachine) -> None:
+    service.systemctl("enable", UNIT)
+    container = service.container
+    assert container.poweroff() == 0
+    container.boot()  # returns once the boot finished: multi-user.target, musicfs.service with it
+    assert service.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
+    assert service.read() == service.expected()
+    assert container.poweroff() == 0
+    container.boot()
+    previous = service.journal("--boot=-1")
+    # The daemon's own last line, then systemd's verdict on its exit: 0, not killed at the timeout.
+    assert "stopped cleanly" in previous and "Deactivated successfully" in previous, previous
+    assert "Failed with result" not in previous and "code=killed" not in previous, previous
