@@ -6,11 +6,14 @@ command from this checkout and the unit installed as the README says.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.system.machine import (
     MOUNTPOINT,
     MUSICFS,
+    ORIGIN,
     STATE_DIR,
     TRACK,
     TRACK_COUNT,
@@ -131,6 +134,31 @@ def test_musicfs_shutdown_exits_zero_without_a_restart(service: MusicfsMachine) 
     service.systemctl("start", UNIT)
     service.container.check([MUSICFS, "shutdown", MOUNTPOINT])
     _stopped_cleanly(service)
+
+
+@pytest.mark.failure_mode("2.1")
+def test_reload_rescans_without_a_restart(service: MusicfsMachine) -> None:
+    service.systemctl("start", UNIT)
+    pid = service.main_pid()
+    # A thousand new files, so the rescan takes a while (reading their tags): a reload that returned
+    # before it finished (kill -HUP) would be seen, the last file not yet shown.
+    untagged = service.library / "Downloads/misc/untagged.flac"
+    bulk = service.container.path(f"{ORIGIN}/bulk")
+    bulk.mkdir()
+    for number in range(1000):
+        shutil.copyfile(untagged, bulk / f"{number}.flac")
+    shutil.copyfile(untagged, service.container.path(f"{ORIGIN}/Downloads/misc/added on reload.flac"))
+    service.systemctl("reload", UNIT)
+    # The rescan is done when reload returns: the new file reads at once.
+    done = service.container.run(["cat", f"{MOUNTPOINT}/Unknown Artist/Unknown Album/added on reload.flac"])
+    assert done.returncode == 0, done.stderr.decode(errors="replace") + service.journal()
+    assert done.stdout == untagged.read_bytes()
+    assert service.show("ActiveState", "MainPID", "NRestarts") == {
+        "ActiveState": "active",
+        "MainPID": str(pid),
+        "NRestarts": "0",
+    }
+    assert service.read() == service.expected()
 
 
 @pytest.mark.failure_mode("2.1")

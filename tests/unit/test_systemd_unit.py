@@ -61,7 +61,7 @@ def test_directives_the_behaviour_depends_on() -> None:
     service = _service()
     assert service["Type"] == ["notify"]
     assert service["NotifyAccess"] == ["main"]
-    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert service["ExecReload"] == ["/usr/local/bin/musicfs rescan ${MOUNTPOINT}"]  # waits for the rescan
     assert service["ExecStopPost"] == ["-/usr/bin/fusermount3 -u -z ${MOUNTPOINT}"]
     assert service["Restart"] == ["on-failure"]
     assert int(service["LimitNOFILE"][0]) >= 4096
