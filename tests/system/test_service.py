@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from tests.system.machine import (
+    CONFIG,
     MOUNTPOINT,
     MUSICFS,
     ORIGIN,
@@ -175,3 +176,31 @@ def test_enabled_service_starts_at_boot_and_stops_cleanly_at_poweroff(service: M
     # The daemon's own last line, then systemd's verdict on its exit: 0, not killed at the timeout.
     assert "stopped cleanly" in previous and "Deactivated successfully" in previous, previous
     assert "Failed with result" not in previous and "code=killed" not in previous, previous
+
+
+@pytest.mark.failure_mode("2.7")
+def test_a_crash_loop_never_ends_in_failed_for_good(service: MusicfsMachine) -> None:
+    # systemd's default start limit (5 starts in 10 s) turned six quick crashes into "failed" with no
+    # further restart: the mount stayed gone until someone noticed.
+    service.systemctl("start", UNIT)
+    crashes = 8
+    for _ in range(crashes):
+        pid = service.main_pid()
+        service.kill("SIGKILL")
+        service.wait_serving_again(pid)
+    assert service.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": str(crashes)}
+
+
+@pytest.mark.failure_mode("user-errors")
+def test_a_bad_config_fails_once_without_a_restart_loop(service: MusicfsMachine) -> None:
+    service.container.path(CONFIG).write_text("[[origin]]\npath = 42\n")
+    done = service.container.run(["systemctl", "start", UNIT])
+    assert done.returncode != 0
+
+    def settled() -> bool:
+        return service.show("ActiveState")["ActiveState"] == "failed"
+
+    service.wait_for("the unit failed", settled)
+    state = service.show("Result", "ExecMainStatus", "NRestarts")
+    assert state == {"Result": "exit-code", "ExecMainStatus": "2", "NRestarts": "0"}, service.journal()
+    assert "musicfs: error:" in service.journal()

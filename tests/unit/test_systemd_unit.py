@@ -64,6 +64,8 @@ def test_directives_the_behaviour_depends_on() -> None:
     assert service["ExecReload"] == ["/usr/local/bin/musicfs rescan ${MOUNTPOINT}"]  # waits for the rescan
     assert service["ExecStopPost"] == ["-/usr/bin/fusermount3 -u -z ${MOUNTPOINT}"]
     assert service["Restart"] == ["on-failure"]
+    assert service["RestartPreventExitStatus"] == ["2"]  # a bad config: no restart loop
+    assert _section(UNIT, "[Unit]")["StartLimitIntervalSec"] == ["0"]  # a crash loop is never final
     assert int(service["LimitNOFILE"][0]) >= 4096
     assert service["MemoryHigh"] == ["768M"] and service["MemoryMax"] == ["1G"]
     assert service["WatchdogSec"] == ["60s"]
