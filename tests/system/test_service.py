@@ -94,6 +94,9 @@ def _stopped_cleanly(service: MusicfsMachine) -> None:
         "NRestarts": "0",
     }, service.journal()
     assert not service.mounted()
+    # The daemon unmounted: the unit's post-stop cleanup has nothing to do and says nothing.
+    journal = service.journal()
+    assert "fusermount3" not in journal and "status=1/FAILURE" not in journal, journal
 
 
 @pytest.mark.failure_mode("2.1")
@@ -204,3 +207,15 @@ def test_a_bad_config_fails_once_without_a_restart_loop(service: MusicfsMachine)
     state = service.show("Result", "ExecMainStatus", "NRestarts")
     assert state == {"Result": "exit-code", "ExecMainStatus": "2", "NRestarts": "0"}, service.journal()
     assert "musicfs: error:" in service.journal()
+
+
+@pytest.mark.failure_mode("2.7")
+def test_the_unit_cleans_the_dead_mount_a_kill9_leaves_when_not_restarted(service: MusicfsMachine) -> None:
+    service.install_unit(no_restart="[Service]\nRestart=no\n")
+    service.systemctl("start", UNIT)
+    service.kill("SIGKILL")
+    service.wait_for("the unit failed", lambda: service.show("ActiveState")["ActiveState"] == "failed")
+    assert service.show("Result")["Result"] == "signal"
+    # No "Transport endpoint is not connected" left behind: an empty folder.
+    assert not service.mounted(), service.journal()
+    assert service.container.check(["ls", "-A", MOUNTPOINT]) == ""
