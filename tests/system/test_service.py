@@ -219,3 +219,16 @@ def test_the_unit_cleans_the_dead_mount_a_kill9_leaves_when_not_restarted(servic
     # No "Transport endpoint is not connected" left behind: an empty folder.
     assert not service.mounted(), service.journal()
     assert service.container.check(["ls", "-A", MOUNTPOINT]) == ""
+
+
+@pytest.mark.failure_mode("5.3")
+def test_the_descriptor_limit_in_force_is_logged_at_start(service: MusicfsMachine) -> None:
+    # LimitNOFILE=infinity is clamped (by fs.nr_open, or by the hard limit the container's systemd
+    # was started with): the log must give what the daemon really got, which the kernel
+    # tells in /proc/PID/limits, not what the unit asked for.
+    service.install_unit(limit="[Service]\nLimitNOFILE=infinity\n")
+    service.systemctl("start", UNIT)
+    limits = service.container.check(["cat", f"/proc/{service.main_pid()}/limits"])
+    soft, hard = next(line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files"))
+    assert soft.isdigit(), limits
+    assert f"file descriptor limit in force: {soft} (hard limit {hard})" in service.journal()

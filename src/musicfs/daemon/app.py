@@ -34,7 +34,7 @@ import trio
 from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
 from musicfs.core.types import VersionKey
-from musicfs.daemon import control
+from musicfs.daemon import control, resources
 from musicfs.daemon.caching import FILL_QUEUE, cached_origins, open_cache
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.lifecycle import Lifecycle
@@ -183,6 +183,7 @@ def mount(config: Config, signals: StopSignals, wrap_origin: OriginWrapper = as_
     """
     notifier = Notifier()
     notifier.status("starting")
+    resources.log_limits()
     steps = StepLog()
     try:
         with ExitStack() as stack:
