@@ -59,8 +59,34 @@ class MusicfsMachine:
             c.path(f"{DROP_IN_DIR}/{name}.conf").write_text(text)
         c.check(["systemctl", "daemon-reload"])
 
+    def install_drop_in(self, name: str) -> None:
+        """One of the checkout's `dist/musicfs.service.d/` drop-ins, installed as the README says."""
+        self.container.check(
+            ["install", "-m", "0644", f"{REPO_IN_CONTAINER}/dist/{UNIT}.d/{name}", f"{DROP_IN_DIR}/{name}"]
+        )
+        self.container.check(["systemctl", "daemon-reload"])
+
+    def world_usable_fuse(self) -> None:
+        """/dev/fuse as Debian makes it (0666: FUSE is for every user); the host's is bound in 0600.
+        The container's own node replaces the bind mount (and nspawn's placeholder under it); the
+        host's node is not touched."""
+        self.container.check(["umount", "/dev/fuse"])
+        self.container.check(["rm", "-f", "/dev/fuse"])
+        self.container.check(["mknod", "-m", "0666", "/dev/fuse", "c", "10", "229"])
+
+    def as_user(self, user: str, *command: str) -> list[str]:
+        """`command` run as `user` with its groups (util-linux's runuser, in every Debian)."""
+        return ["runuser", "-u", user, "--", *command]
+
     def systemctl(self, *args: str, timeout: float = 120) -> str:
-        return self.container.check(["systemctl", *args], timeout=timeout)
+        """`systemctl ARGS` inside; on a failure the error carries the unit's journal."""
+        done = self.container.run(["systemctl", *args], timeout=timeout)
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")
+            raise ContainerError(
+                f"systemctl {' '.join(args)} exited {done.returncode}:\n{output}{self.journal()}"
+            )
+        return done.stdout.decode(errors="replace")
 
     def show(self, *properties: str) -> dict[str, str]:
         """`systemctl show -p ...` of the unit as a dict."""

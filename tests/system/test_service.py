@@ -232,3 +232,36 @@ def test_the_descriptor_limit_in_force_is_logged_at_start(service: MusicfsMachin
     soft, hard = next(line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files"))
     assert soft.isdigit(), limits
     assert f"file descriptor limit in force: {soft} (hard limit {hard})" in service.journal()
+
+
+@pytest.mark.failure_mode("2.10")
+def test_the_non_root_drop_in_serves_other_users_survives_a_crash_and_stops_cleanly(
+    service: MusicfsMachine,
+) -> None:
+    # As the README says: a system user, user_allow_other in /etc/fuse.conf, allow_other in the config,
+    # the drop-in. A User= alone broke the mount: the unit's hardening implied NoNewPrivileges=, so the
+    # setuid fusermount3 could not mount.
+    machine = service.container
+    service.world_usable_fuse()
+    machine.check(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "musicfs"]
+    )
+    machine.check(["sed", "-i", "s/^#user_allow_other/user_allow_other/", "/etc/fuse.conf"])
+    machine.path(CONFIG).write_text(f'allow_other = true\n[[origin]]\npath = "{ORIGIN}"\n')
+    service.install_drop_in("nonroot.conf")
+    service.systemctl("start", UNIT)
+    status = machine.check(["cat", f"/proc/{service.main_pid()}/status"])
+    uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid == machine.check(["id", "-u", "musicfs"]).strip()
+    # Another user (a player) reads the track.
+    done = machine.run(service.as_user("nobody", "cat", f"{MOUNTPOINT}/{TRACK}"))
+    assert done.returncode == 0, done.stderr.decode(errors="replace") + service.journal()
+    assert done.stdout == service.expected()
+    # A crash: the dead mount is the user's own, cleaned as that user before the restart serves.
+    pid = service.main_pid()
+    service.kill("SIGKILL")
+    service.wait_serving_again(pid)
+    service.systemctl("stop", UNIT)
+    assert not service.mounted()
+    state = service.show("ActiveState", "Result", "ExecMainStatus")
+    assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, service.journal()

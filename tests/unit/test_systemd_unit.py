@@ -115,3 +115,49 @@ def test_the_drop_in_orders_the_player_after_musicfs_without_binding_to_it() -> 
     assert unit == {"Requires": ["musicfs.service"], "After": ["musicfs.service"]}
     # BindsTo= would stop the player on every crash and leave it stopped after Restart= (see the file).
     assert _service()["Restart"] == ["on-failure"]
+
+
+SERVICE_DROP_INS = DIST / "musicfs.service.d"
+# Options that, in a service with User= other than root, imply NoNewPrivileges=yes (systemd.exec(5)):
+# the setuid fusermount3 then cannot mount.
+IMPLY_NO_NEW_PRIVILEGES = {
+    "NoNewPrivileges",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "RestrictAddressFamilies",
+    "LockPersonality",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "MemoryDenyWriteExecute",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectClock",
+    "ProtectHostname",
+    "PrivateDevices",
+}
+
+
+@pytest.mark.failure_mode("2.10")
+@pytest.mark.parametrize("drop_in", ["checkout.conf", "nonroot.conf"])
+def test_systemd_analyze_verify_accepts_the_units_drop_ins(tmp_path: Path, drop_in: str) -> None:
+    _install_musicfs_unit(tmp_path)
+    (tmp_path / "musicfs.service.d").mkdir()
+    text = (SERVICE_DROP_INS / drop_in).read_text()
+    # verify checks that commands exist: the checkout's musicfs is this virtualenv's here.
+    text = text.replace("/opt/musicfs/.venv/bin/musicfs", str(Path(sys.executable).with_name("musicfs")))
+    (tmp_path / "musicfs.service.d" / drop_in).write_text(text)
+    done = _verify(tmp_path / "musicfs.service")
+    assert done.returncode == 0, done.stderr
+    assert "musicfs" not in done.stderr, done.stderr
+
+
+@pytest.mark.failure_mode("2.10")
+def test_the_non_root_drop_in_resets_every_option_that_forbids_setuid_fusermount3() -> None:
+    used = IMPLY_NO_NEW_PRIVILEGES & _service().keys()
+    reset = _section(SERVICE_DROP_INS / "nonroot.conf", "[Service]")
+    assert used, "the unit's hardening changed: update IMPLY_NO_NEW_PRIVILEGES"
+    for option in sorted(used):
+        assert reset.get(option) in ([""], ["no"]), f"nonroot.conf must reset {option}="
+    assert reset["User"] == ["musicfs"]
