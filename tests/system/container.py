@@ -43,11 +43,12 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("MUSICFS_SYSTEM_CACHE", "/var/cache/musicfs-test"))
 MIRROR = "http://deb.debian.org/debian"
-# What a Debian machine booted with systemd has, and nothing MusicFS needs beyond that: the README's
-# set-up command must install the rest (compiler, headers, venv) itself.
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "fuse3", "python3")
+# What a Debian machine booted with systemd has (libpam-systemd, which systemd recommends, gives each
+# user a systemd of their own), and nothing MusicFS needs beyond that: the README's set-up command
+# must install the rest (compiler, headers, venv) itself.
+BASE_PACKAGES = ("systemd", "systemd-sysv", "libpam-systemd", "dbus", "fuse3", "python3")
 # Bumped when BASE_PACKAGES or the way the base is built changes, so a stale cache is rebuilt.
-BASE_VERSION = "1"
+BASE_VERSION = "2"
 REPO_IN_CONTAINER = "/opt/musicfs"
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from tests.system.container import REPO_IN_CONTAINER
 from tests.system.machine import (
     CONFIG,
     MOUNTPOINT,
@@ -265,3 +266,56 @@ def test_the_non_root_drop_in_serves_other_users_survives_a_crash_and_stops_clea
     assert not service.mounted()
     state = service.show("ActiveState", "Result", "ExecMainStatus")
     assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"}, service.journal()
+
+
+@pytest.mark.failure_mode("2.10")
+def test_the_user_unit_runs_under_a_desktop_users_systemd(service: MusicfsMachine) -> None:
+    machine = service.container
+    service.world_usable_fuse()
+    machine.check(["useradd", "--create-home", "alice"])
+    uid = machine.check(["id", "-u", "alice"]).strip()
+    home = "/home/alice"
+    config = machine.path(f"{home}/.config/musicfs/musicfs.toml")
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[[origin]]\npath = "{ORIGIN}"\n')
+    units = f"{home}/.config/systemd/user"
+    machine.path(f"{units}/musicfs.service.d").mkdir(parents=True)
+    machine.check(["cp", f"{REPO_IN_CONTAINER}/dist/musicfs-user.service", f"{units}/musicfs.service"])
+    # What `systemctl --user edit musicfs` would hold for MusicFS set up from the checkout.
+    machine.path(f"{units}/musicfs.service.d/override.conf").write_text(
+        f"[Service]\nExecStart=\nExecStart={MUSICFS} mount ${{MOUNTPOINT}} --config %E/musicfs/musicfs.toml\n"
+        f"ExecReload=\nExecReload={MUSICFS} rescan ${{MOUNTPOINT}}\n"
+    )
+    machine.check(["chown", "-R", "alice:alice", f"{home}/.config"])
+    machine.check(["loginctl", "enable-linger", "alice"])
+    service.wait_for(
+        "alice's systemd",
+        lambda: machine.run(["systemctl", "is-active", "--quiet", f"user@{uid}.service"]).returncode == 0,
+    )
+
+    def as_alice(*command: str) -> list[str]:
+        return service.as_user("alice", "env", f"XDG_RUNTIME_DIR=/run/user/{uid}", *command)
+
+    machine.check(as_alice("systemctl", "--user", "enable", "--now", "musicfs"))
+    mountpoint = f"{home}/MusicFS"
+    done = machine.run(as_alice("cat", f"{mountpoint}/{TRACK}"))
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout == service.expected()
+    status = machine.check(
+        as_alice("systemctl", "--user", "show", "--property=StatusText", "--value", "musicfs")
+    )
+    assert status.strip() == f"serving {TRACK_COUNT} tracks"
+    machine.check(as_alice("systemctl", "--user", "reload", "musicfs"))
+    machine.check(as_alice("systemctl", "--user", "stop", "musicfs"))
+    shown = machine.check(
+        as_alice(
+            "systemctl", "--user", "show", "--property=ActiveState,Result,ExecMainStatus,NRestarts", "musicfs"
+        )
+    )
+    assert dict(line.partition("=")[::2] for line in shown.splitlines() if line) == {
+        "ActiveState": "inactive",
+        "Result": "success",
+        "ExecMainStatus": "0",
+        "NRestarts": "0",
+    }
+    assert mountpoint not in machine.check(["cat", "/proc/self/mountinfo"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -161,3 +162,24 @@ def test_the_non_root_drop_in_resets_every_option_that_forbids_setuid_fusermount
     for option in sorted(used):
         assert reset.get(option) in ([""], ["no"]), f"nonroot.conf must reset {option}="
     assert reset["User"] == ["musicfs"]
+
+
+@pytest.mark.failure_mode("2.10")
+def test_systemd_analyze_verify_accepts_the_user_unit(tmp_path: Path) -> None:
+    musicfs = Path(sys.executable).with_name("musicfs")
+    unit = tmp_path / "units" / "musicfs.service"
+    unit.parent.mkdir()
+    unit.write_text(
+        (DIST / "musicfs-user.service").read_text().replace("%h/.local/bin/musicfs", str(musicfs))
+    )
+    runtime = tmp_path / "runtime"  # a user manager's runtime folder, which verify --user needs
+    runtime.mkdir(mode=0o700)
+    done = subprocess.run(
+        [_analyze(), "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "musicfs.service" not in done.stderr, done.stderr
