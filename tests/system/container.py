@@ -8,6 +8,8 @@ Owns: the cached root filesystems and the containers booted from them.
   repository's files are copied at `/opt/musicfs` and the README's set-up command
   (`bash scripts/setup.sh`) is run, as a user installs MusicFS. The copy is kept between runs, so a
   later run only refreshes the files and runs the (idempotent) set-up again.
+- `fresh_rootfs(suite)`: a Debian `suite` with nothing but its required packages, cached likewise,
+  on which the README's own commands are run (through an `Overlay`, so it stays fresh).
 - `Container`: one machine booted from an overlay of a root filesystem, so every test gets its own
   changes and the cached tree is never written while it boots. `run` executes a command inside
   (`nsenter -t PID1 -a`, a clean environment), `boot`/`poweroff` may be called again to reboot the
@@ -49,6 +51,7 @@ MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("systemd", "systemd-sysv", "libpam-systemd", "dbus", "fuse3", "python3")
 # Bumped when BASE_PACKAGES or the way the base is built changes, so a stale cache is rebuilt.
 BASE_VERSION = "2"
+FRESH_VERSION = "1"
 REPO_IN_CONTAINER = "/opt/musicfs"
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -90,21 +93,32 @@ def _require(*programs: str) -> None:
 
 def base_rootfs(suite: str) -> Path:
     """The minimal bootable Debian `suite`, built once and kept in the cache."""
+    return _debootstrap(suite, "base", BASE_PACKAGES, BASE_VERSION)
+
+
+def fresh_rootfs(suite: str) -> Path:
+    """A fresh Debian `suite` with nothing but its required packages (no systemd, no Python): what
+    the README's commands must cope with. Built once, kept in the cache, only ever used as the
+    lower layer of an overlay."""
+    return _debootstrap(suite, "fresh", (), FRESH_VERSION)
+
+
+def _debootstrap(suite: str, kind: str, include: Sequence[str], version: str) -> Path:
     _require("debootstrap")
-    target = CACHE / f"{suite}-base"
+    target = CACHE / f"{suite}-{kind}"
     stamp = target / ".musicfs-base"
-    if stamp.is_file() and stamp.read_text() == BASE_VERSION:
+    if stamp.is_file() and stamp.read_text() == version:
         return target
-    building = CACHE / f"{suite}-base.building"
+    building = CACHE / f"{suite}-{kind}.building"
     shutil.rmtree(building, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)
-    log = CACHE / f"{suite}-base.log"
+    log = CACHE / f"{suite}-{kind}.log"
     with open(log, "wb") as out:
         done = subprocess.run(
             [
                 "debootstrap",
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
+                *([f"--include={','.join(include)}"] if include else []),
                 suite,
                 str(building),
                 MIRROR,
@@ -116,7 +130,7 @@ def base_rootfs(suite: str) -> Path:
         )
     if done.returncode != 0:
         raise ContainerError(f"debootstrap of {suite} failed ({done.returncode}); see {log}")
-    (building / ".musicfs-base").write_text(BASE_VERSION)
+    (building / ".musicfs-base").write_text(version)
     building.rename(target)
     return target
 
@@ -228,13 +242,22 @@ class _Cgroup:
             raise ContainerError(f"could not remove cgroups {left}; processes left: {self.pids()}")
 
 
-def run_in_rootfs(rootfs: Path, command: Sequence[str], *, log: Path) -> subprocess.CompletedProcess[bytes]:
-    """Run `command` in `rootfs` without booting it (a set-up step), sharing the host's network."""
+def run_in_rootfs(
+    rootfs: Path,
+    command: Sequence[str],
+    *,
+    log: Path,
+    chdir: str = REPO_IN_CONTAINER,
+    binds: Sequence[str] = (),
+    timeout: float = SETUP_TIMEOUT,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `command` in `rootfs` without booting it (a set-up step), sharing the host's network;
+    `binds` are host paths bound at the same place (`/dev/fuse` for a mount)."""
     _require("systemd-nspawn")
     env = dict(CLEAN_ENV)
-    binds = []
+    mounts = [f"--bind={path}" for path in binds]
     if HOST_CA_BUNDLE.is_file():
-        binds.append(f"--bind-ro={HOST_CA_BUNDLE}:{CA_IN_CONTAINER}")
+        mounts.append(f"--bind-ro={HOST_CA_BUNDLE}:{CA_IN_CONTAINER}")
         env |= {name: CA_IN_CONTAINER for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
     cgroup = _Cgroup()
     try:
@@ -246,11 +269,11 @@ def run_in_rootfs(rootfs: Path, command: Sequence[str], *, log: Path) -> subproc
                     "--register=no",
                     "--keep-unit",
                     "--pipe",
-                    *binds,
+                    *mounts,
                     "-D",
                     str(rootfs),
                     "--chdir",
-                    REPO_IN_CONTAINER,
+                    chdir,
                     "env",
                     "-i",
                     *(f"{key}={value}" for key, value in env.items()),
@@ -260,7 +283,7 @@ def run_in_rootfs(rootfs: Path, command: Sequence[str], *, log: Path) -> subproc
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=cgroup.enter,
-                timeout=SETUP_TIMEOUT,
+                timeout=timeout,
             )
     finally:
         cgroup.remove()
@@ -287,6 +310,27 @@ def _is_namespace_init(pid: int) -> bool:
     return False
 
 
+class Overlay:
+    """`lower` seen at `work/root` with every change going to `work/upper`: a private copy for free."""
+
+    def __init__(self, lower: Path, work: Path) -> None:
+        self.work = work
+        self.root = work / "root"
+        upper, scratch = work / "upper", work / "overlay-work"
+        for folder in (self.root, upper, scratch):
+            folder.mkdir(parents=True, exist_ok=True)
+        options = f"lowerdir={lower},upperdir={upper},workdir={scratch}"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)], check=True)
+        self._mounted = True
+
+    def remove(self) -> None:
+        """Unmount and delete the changes."""
+        if self._mounted:
+            subprocess.run(["umount", str(self.root)], check=True, capture_output=True)
+            self._mounted = False
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 class Container:
     """One booted machine over an overlay of `lower`, its changes in `work`."""
 
@@ -295,29 +339,12 @@ class Container:
         self.lower = lower
         self.work = work
         self.name = name or f"musicfs-{uuid.uuid4().hex[:8]}"
-        self.root = work / "root"
         self.console_log = work / "console.log"
-        self._upper = work / "upper"
-        self._overlay_work = work / "overlay-work"
         self._nspawn: subprocess.Popen[bytes] | None = None
         self._cgroup: _Cgroup | None = None
         self.pid1 = 0
-        for folder in (self.root, self._upper, self._overlay_work):
-            folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={lower},upperdir={self._upper},workdir={self._overlay_work}",
-                str(self.root),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        self._mounted = True
+        self._overlay = Overlay(lower, work)
+        self.root = self._overlay.root
 
     def path(self, inside: str) -> Path:
         """Where a path of the container's filesystem is on the host."""
@@ -443,10 +470,7 @@ class Container:
                     self.poweroff(timeout=30)
             self._reap()
         finally:
-            if self._mounted:
-                subprocess.run(["umount", str(self.root)], check=True, capture_output=True)
-                self._mounted = False
-            shutil.rmtree(self.work, ignore_errors=True)
+            self._overlay.remove()
 
 
 def main(argv: Sequence[str]) -> int:
