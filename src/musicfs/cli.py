@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
 from musicfs.core.errors import ConfigError, StateDirError, UserError
 from musicfs.daemon.crash import install_crash_hooks
@@ -37,11 +36,34 @@ EXIT_INTERRUPTED = 130
 EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for other tools cut off by `| head`
 
 
+class _Version(argparse.Action):
+    """--version: the lines of `fs.capabilities.describe`, asked only when the option is given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from musicfs.fs.capabilities import describe
+
+        print(describe())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musicfs", description="A read-only FUSE view of a music collection, organised by its tags."
     )
-    parser.add_argument("--version", action="version", version=f"musicfs {__version__}")
+    parser.add_argument(
+        "--version", action=_Version, help="show the version, the FUSE stack and its fast paths, and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     mount = commands.add_parser("mount", help="mount the library and serve it until stopped")
