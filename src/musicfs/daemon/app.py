@@ -183,11 +183,11 @@ def mount(config: Config, signals: StopSignals, wrap_origin: OriginWrapper = as_
     """
     notifier = Notifier()
     notifier.status("starting")
-    resources.log_limits()
     steps = StepLog()
     try:
         with ExitStack() as stack:
             service = assemble(config, stack, steps, notifier, signals, wrap_origin)
+            resources.log_limits()  # once the start passed its checks: a user error stays one line
             steps.level = logging.INFO
             service.run()
             signals.phase = FINAL_SHUTDOWN
