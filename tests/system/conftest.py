@@ -30,6 +30,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT, func_only=True))
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the tests measured (`record_property`), shown also when xdist ran them."""
+    measured = [
+        (report.nodeid.rpartition("::")[2], name, value)
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call" and report.nodeid.startswith("tests/system/")
+        for name, value in report.user_properties
+    ]
+    if measured:
+        terminalreporter.section("measured under systemd")
+        for test, name, value in measured:
+            terminalreporter.write_line(f"{name}: {value}  ({test})")
+
+
 @pytest.fixture(scope="session")
 def installed() -> Path:
     """Debian 12 with MusicFS installed from this checkout by the README's set-up command."""

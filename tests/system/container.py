@@ -4,10 +4,10 @@ Owns: the cached root filesystems and the containers booted from them.
 - `base_rootfs(suite)`: `debootstrap --variant=minbase` of a Debian suite with systemd, D-Bus, FUSE
   and Python, built once into `CACHE/<suite>-base` (into a temporary folder, renamed when complete)
   and kept between runs.
-- `installed_rootfs(suite, repo)`: a copy of that base (`CACHE/<suite>-installed`) into which the
-  repository's files are copied at `/opt/musicfs` and the README's set-up command
-  (`bash scripts/setup.sh`) is run, as a user installs MusicFS. The copy is kept between runs, so a
-  later run only refreshes the files and runs the (idempotent) set-up again.
+- `installed_rootfs(suite, repo)`: a copy of that base (`CACHE/<suite>-installed-<checkout>`, one per
+  checkout folder) into which the repository's files are copied at `/opt/musicfs` and the README's
+  set-up command (`bash scripts/setup.sh`) is run, as a user installs MusicFS. The copy is kept
+  between runs, so a later run only refreshes the files and runs the (idempotent) set-up again.
 - `fresh_rootfs(suite)`: a Debian `suite` with nothing but its required packages, cached likewise,
   on which the README's own commands are run (through an `Overlay`, so it stays fresh).
 - `Container`: one machine booted from an overlay of a root filesystem, so every test gets its own
@@ -136,15 +136,20 @@ def _debootstrap(suite: str, kind: str, include: Sequence[str], version: str) ->
 
 
 def installed_rootfs(suite: str, repo: Path) -> Path:
-    """The base with MusicFS installed from `repo` by the README's set-up command, refreshed per run."""
+    """The base with MusicFS installed from `repo` by the README's set-up command, refreshed when the
+    checkout changed. One tree per checkout folder: a run from another checkout (another branch, CI's
+    clone) never changes files under the overlays of this one. A new tree starts as a copy of the
+    newest one (its packages and virtualenv are then reused) or of the base."""
     base = base_rootfs(suite)
-    target = CACHE / f"{suite}-installed"
-    stamp = target / ".musicfs-base"
-    if not (stamp.is_file() and stamp.read_text() == BASE_VERSION):
+    prefix = f"{suite}-installed-"
+    target = CACHE / (prefix + hashlib.sha256(os.fsencode(repo.resolve())).hexdigest()[:12])
+    if not _complete(target):
         shutil.rmtree(target, ignore_errors=True)
-        copying = CACHE / f"{suite}-installed.copying"
+        trees = [tree for tree in CACHE.glob(prefix + "*") if tree.suffix == "" and _complete(tree)]
+        seed = max(trees, key=lambda tree: tree.stat().st_mtime, default=base)
+        copying = target.with_name(target.name + ".copying")
         shutil.rmtree(copying, ignore_errors=True)
-        subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(copying)], check=True)
+        subprocess.run(["cp", "-a", "--reflink=auto", str(seed), str(copying)], check=True)
         copying.rename(target)
     installed_stamp = target / ".musicfs-installed"
     files = repository_files(repo)
@@ -153,14 +158,20 @@ def installed_rootfs(suite: str, repo: Path) -> Path:
         return target
     installed_stamp.unlink(missing_ok=True)
     copy_repository(repo, files, target / REPO_IN_CONTAINER.lstrip("/"))
-    log = CACHE / f"{suite}-installed-setup.log"
+    log = target.with_name(target.name + "-setup.log")
     done = run_in_rootfs(target, ["bash", f"{REPO_IN_CONTAINER}/scripts/setup.sh"], log=log)
     if done.returncode != 0:
         raise ContainerError(
             f"bash scripts/setup.sh inside {suite} failed ({done.returncode}):\n{log.read_text()[-4000:]}"
         )
     installed_stamp.write_text(digest)
+    os.utime(target)  # the newest tree seeds the next checkout's
     return target
+
+
+def _complete(tree: Path) -> bool:
+    stamp = tree / ".musicfs-base"
+    return stamp.is_file() and stamp.read_text() == BASE_VERSION
 
 
 def _digest(repo: Path, files: list[str]) -> str:

@@ -73,7 +73,6 @@ def test_the_readmes_commands_on_a_fresh_debian(suite: str, tmp_path: Path) -> N
             timeout=TIMEOUT,
         )
         output = log.read_text(errors="replace")
-        print(output[-3000:])
         assert done.returncode == 0, output[-6000:]
         assert "the track reads as its origin file" in output
     finally:

@@ -7,6 +7,7 @@ command from this checkout and the unit installed as the README says.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 
 import pytest
 
@@ -55,14 +56,16 @@ def test_watchdog_timestamps_advance_while_serving(service: MusicfsMachine) -> N
 
 
 @pytest.mark.failure_mode("2.7")
-def test_kill9_is_restarted_and_serves_again_with_a_clean_index(service: MusicfsMachine) -> None:
+def test_kill9_is_restarted_and_serves_again_with_a_clean_index(
+    service: MusicfsMachine, record_property: Callable[[str, object], None]
+) -> None:
     service.systemctl("start", UNIT)
     times = []
     for _ in range(3):
         pid = service.main_pid()
         service.kill("SIGKILL")
         times.append(service.wait_serving_again(pid))
-    print("kill -9 to serving again (s):", ", ".join(f"{t:.2f}" for t in times))
+    record_property("kill -9 to serving again (s)", ", ".join(f"{t:.2f}" for t in times))
     assert service.show("NRestarts")["NRestarts"] == "3"
     assert "did not stop cleanly" in service.journal()
     service.systemctl("stop", UNIT)
@@ -71,13 +74,15 @@ def test_kill9_is_restarted_and_serves_again_with_a_clean_index(service: Musicfs
 
 
 @pytest.mark.failure_mode("3.1")
-def test_a_stopped_daemon_is_caught_by_the_watchdog_and_restarted(service: MusicfsMachine) -> None:
+def test_a_stopped_daemon_is_caught_by_the_watchdog_and_restarted(
+    service: MusicfsMachine, record_property: Callable[[str, object], None]
+) -> None:
     service.install_unit(watchdog=FAST_WATCHDOG)
     service.systemctl("start", UNIT)
     pid = service.main_pid()
     service.kill("SIGSTOP")
     took = service.wait_serving_again(pid, timeout=60)
-    print(f"kill -STOP to serving again with WatchdogSec=4s: {took:.2f} s")
+    record_property("kill -STOP to serving again, WatchdogSec=4s (s)", f"{took:.2f}")
     assert "Watchdog timeout" in service.journal()
     assert service.show("NRestarts")["NRestarts"] == "1"
 
