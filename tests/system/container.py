@@ -347,8 +347,6 @@ class Container:
 
     def __init__(self, lower: Path, work: Path, name: str = "") -> None:
         _require("systemd-nspawn", "nsenter")
-        self.lower = lower
-        self.work = work
         self.name = name or f"musicfs-{uuid.uuid4().hex[:8]}"
         self.console_log = work / "console.log"
         self._nspawn: subprocess.Popen[bytes] | None = None

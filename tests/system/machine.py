@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from chaos.oracle import DEMO_VIEW
@@ -122,9 +123,8 @@ class MusicfsMachine:
         """The unit's journal lines (of this boot unless `args` say otherwise)."""
         return self.container.check(["journalctl", "--no-pager", "-o", "short-monotonic", "-u", UNIT, *args])
 
-    def wait_for(self, what: str, test: object, timeout: float = 30) -> None:
+    def wait_for(self, what: str, test: Callable[[], bool], timeout: float = 30) -> None:
         """Poll `test()` until it is true; fail naming `what` and the journal after `timeout`."""
-        assert callable(test)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if test():
