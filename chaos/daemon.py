@@ -29,6 +29,7 @@ from chaos.mountinfo import mount_at
 from chaos.plan import FaultPlan, paused_hit, read_hits, release_file
 
 MUSICFS = str(Path(sys.executable).with_name("musicfs"))
+CHECKOUT = Path(__file__).resolve().parents[1]  # the folder holding chaos/
 POLL_SECONDS = 0.01
 
 
@@ -86,6 +87,8 @@ class DaemonProcess:
         plan_file = chaos_dir / "plan.json"
         plan_file.write_text(self.plan.to_json())
         self.args = [sys.executable, "-m", "chaos.launch", str(plan_file), *self.args[1:]]
+        # chaos is not in the musicfs wheel: the launcher finds it in the checkout, from any folder.
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), self.env.get("PYTHONPATH")]))
 
     def start(self) -> DaemonProcess:
         with open(self.log_path, "ab") as log:

@@ -7,25 +7,43 @@
 # server of the S3 origin tests).
 # With --test, also the real programs the tests start themselves: bindfs (frozen and foreign FUSE
 # origins, the benchmarks' peer), MPD and mpc (a real player), rsync (backups of the mount),
-# openssh-server (the real sshd of the SFTP origin tests; the tests start their own, never the service).
+# openssh-server (the real sshd of the SFTP origin tests; the tests start their own, never the
+# service), and for the system tier (tests/system: a Debian machine booted with a real systemd)
+# systemd-nspawn and debootstrap, without recommends: systemd-container recommends
+# libnss-mymachines, which edits the host's /etc/nsswitch.conf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(fuse3 libfuse3-dev pkg-config gcc patch python3 python3-dev python3-venv)
+bare_packages=()
 if [ "${1:-}" = "--test" ]; then
     packages+=(bindfs systemd mpd mpc rsync openssh-server)
+    bare_packages+=(systemd-container debootstrap)
 fi
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    echo "installing system packages: ${missing[*]}"
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+missing() {
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || echo "$package"
+    done
+}
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+updated=no
+apt_install() {  # apt_install [apt-get options --] PACKAGE...: those not installed yet
+    local options=()
+    while [ "$1" != "--" ]; do options+=("$1"); shift; done
+    shift
+    local wanted
+    mapfile -t wanted < <(missing "$@")
+    [ "${#wanted[@]}" -gt 0 ] || return 0
+    echo "installing system packages: ${wanted[*]}"
+    if [ "$updated" = no ]; then
+        "${sudo_cmd[@]}" apt-get update -qq
+        updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${options[@]}" "${wanted[@]}" >/dev/null
+}
+apt_install -- "${packages[@]}"
+apt_install --no-install-recommends -- "${bare_packages[@]}"
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

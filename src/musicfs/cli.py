@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from musicfs import __version__
 from musicfs.core.config import LOG_LEVELS, Config, build_config, read_config_file
 from musicfs.core.errors import ConfigError, ExitCode, StateDirError, UserError
 from musicfs.daemon import terminal
@@ -55,19 +54,28 @@ def help_epilog() -> str:
 
 
 class _Version(argparse.Action):
-    """`--version`: MusicFS, and the pyfuse3, libfuse and listings mode a mount would use, on one line."""
+    """--version: the lines of `fs.capabilities.describe`, asked only when the option is given."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
 
-    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         from musicfs.fs import listings  # only here: every other command starts without pyfuse3
+        from musicfs.fs.capabilities import describe
 
         try:
-            stack = listings.fuse_stack(listings.choose())
+            chosen = listings.choose()
         except ConfigError as exc:
             parser.exit(ConfigError.exit_code, f"musicfs: error: {exc}\n")
-        print(f"musicfs {__version__} ({stack})")
+        print(describe(chosen))
         parser.exit()
 
 
@@ -78,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=help_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action=_Version, help="show the version of MusicFS and its FUSE stack")
+    parser.add_argument(
+        "--version", action=_Version, help="show the version, the FUSE stack and its fast paths, and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     mount = commands.add_parser("mount", help="mount the library and serve it until stopped")

@@ -73,3 +73,29 @@ def test_mountpoint_and_origins_from_a_config_file(
     assert len(list(shown.parent.iterdir())) == 2  # the copy in the second origin is shown once
     preferred = demo_view(demo_library.root)[view]  # same bytes in both: only the attribute can tell
     assert os.getxattr(shown, "user.musicfs.origin") == os.fsencode(preferred)
+
+
+def test_version_names_the_fuse_stack_and_its_fast_paths() -> None:
+    # The facts, asked here of the loaded libraries themselves: pyfuse3's own version, libfuse's
+    # fuse_pkgversion(), and whether pyfuse3 can mark an opened folder cacheable at all.
+    import ctypes
+
+    import pyfuse3
+
+    from musicfs import __version__
+
+    libfuse = ctypes.CDLL("libfuse3.so.3")
+    libfuse.fuse_pkgversion.restype = ctypes.c_char_p
+    libfuse_version = libfuse.fuse_pkgversion().decode()
+    done = musicfs("--version")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"musicfs {__version__}"
+    assert lines[1] == f"pyfuse3 {pyfuse3.__version__}, libfuse {libfuse_version}"
+    listings = "yes" if "readdir_inode_without_opendir" in getattr(pyfuse3, "FEATURES", ()) else "no"
+    assert lines[2].startswith(f"kernel-cached folder listings: {listings}"), lines
+    # No pyfuse3 release can hand the kernel a backing file, whatever libfuse offers (3.16+).
+    assert lines[3].startswith("passthrough reads: no ("), lines
+    has_it = "has it" if hasattr(libfuse, "fuse_passthrough_open") else "has none"
+    assert f"libfuse {libfuse_version} {has_it}" in lines[3], lines
+    assert len(lines) == 4, lines

@@ -222,10 +222,15 @@ def test_the_version_names_pyfuse3_libfuse_and_the_listings_mode() -> None:
     done = musicfs("--version")
     assert done.returncode == 0, done.stderr
     libfuse = subprocess.run(["pkg-config", "--modversion", "fuse3"], capture_output=True, text=True)
-    assert done.stdout.splitlines() == [
-        f"musicfs {version('musicfs')} (pyfuse3 {version('pyfuse3')}, libfuse {libfuse.stdout.strip()}, "
-        f"listings {AUTO_MODE})"
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [
+        f"musicfs {version('musicfs')}",
+        f"pyfuse3 {version('pyfuse3')}, libfuse {libfuse.stdout.strip()}",
     ]
+    cached = "yes" if AUTO_MODE == "kernel-cached" else "no"
+    assert lines[2].startswith(f"kernel-cached folder listings: {cached} (pyfuse3 {version('pyfuse3')}"), (
+        lines
+    )
 
 
 def test_this_run_has_the_pyfuse3_it_expects() -> None:

@@ -155,7 +155,7 @@ def test_a_rescan_finds_an_added_a_changed_and_a_removed_file(
 
 
 @pytest.mark.allow_log(
-    r"is offline \(.*(no answer within|Unable to open channel|timed out|reading SSH protocol banner|EOFError)",
+    r"is offline \(.*(no answer within|Unable to open channel|timed out|SSH protocol banner|EOFError)",
     r"open failed: .*(no answer within|failed \d+ times)",
     r"is back; rescanning",
     r"is degraded: \d+ reads timed out",  # when a read times out before the health check runs

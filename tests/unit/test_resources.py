@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import resource
 
 import pytest
 
-from musicfs.daemon.resources import Resources, measure, warn_if_near_limits
+from musicfs.daemon.resources import Resources, log_limits, measure, warn_if_near_limits
 
 
 @pytest.mark.failure_mode("5.3")
@@ -30,3 +31,19 @@ def test_warning_near_limits(resources: Resources, warned: bool, caplog: pytest.
     with caplog.at_level(logging.WARNING):
         assert warn_if_near_limits(resources) is warned
     assert bool(caplog.records) is warned
+
+
+@pytest.mark.failure_mode("5.3")
+def test_the_descriptor_limit_in_force_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # The limit this process really has (a unit's LimitNOFILE= may be clamped by the host), read here
+    # with getrlimit independently of the code under test, after lowering it to a known value.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1000, hard), hard))
+        with caplog.at_level(logging.INFO, logger="musicfs.daemon.resources"):
+            log_limits()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"file descriptor limit in force: {min(1000, hard)} (hard limit {hard})"
+    ]

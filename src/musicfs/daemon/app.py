@@ -34,7 +34,7 @@ import trio
 from musicfs.core.config import Config
 from musicfs.core.faults import fault_point
 from musicfs.core.types import VersionKey
-from musicfs.daemon import control
+from musicfs.daemon import control, resources
 from musicfs.daemon.caching import FILL_QUEUE, cached_origins, open_cache
 from musicfs.daemon.health import OriginHealth
 from musicfs.daemon.lifecycle import Lifecycle
@@ -189,6 +189,7 @@ def mount(config: Config, signals: StopSignals, wrap_origin: OriginWrapper = as_
     try:
         with ExitStack() as stack:
             service = assemble(config, stack, steps, notifier, signals, wrap_origin)
+            resources.log_limits()  # once the start passed its checks: a user error stays one line
             steps.level = logging.INFO
             service.run()
             signals.phase = FINAL_SHUTDOWN

@@ -1,7 +1,8 @@
 """Process resources that can run out: open file descriptors and resident memory (5.3, 5.5).
 
 Owns: reading them from /proc/self, the descriptor soft limit and the memory limit of the daemon's
-cgroup (systemd's MemoryHigh=/MemoryMax=), and a warning when either nears its limit.
+cgroup (systemd's MemoryHigh=/MemoryMax=), a warning when either nears its limit, and the line at
+start naming the descriptor limit really in force (a unit's LimitNOFILE= can be clamped by the host).
 Concurrency: cheap reads of /proc and /sys, safe from any thread.
 """
 
@@ -33,6 +34,12 @@ def measure() -> Resources:
         rss_pages = int(statm.read().split()[1])
     rss = rss_pages * os.sysconf("SC_PAGE_SIZE")
     return Resources(len(os.listdir("/proc/self/fd")), soft, rss, _cgroup_memory_limit())
+
+
+def log_limits() -> None:
+    """Log the descriptor limit this process really has, whatever the unit or the shell asked for."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    log.info("file descriptor limit in force: %d (hard limit %d)", soft, hard)
 
 
 def _cgroup_memory_limit() -> int | None:

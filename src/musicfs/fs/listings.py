@@ -17,7 +17,6 @@ Concurrency: pure functions of the environment, called on the main thread before
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,18 +63,3 @@ def choose(module: ModuleType = pyfuse3, environ: Mapping[str, str] = os.environ
     if capable:
         return Listings(True, f"pyfuse3 {version}")  # short: it is shown at a terminal too
     return Listings(False, f"pyfuse3 {version} cannot hand readdir the inode without opendir; {BUILD_HINT}")
-
-
-def libfuse_version() -> str:
-    """The version of the libfuse pyfuse3 is linked with ('unknown' if it cannot be asked)."""
-    try:
-        library = ctypes.CDLL("libfuse3.so.3")  # already loaded with pyfuse3: the same one
-        library.fuse_pkgversion.restype = ctypes.c_char_p
-        return os.fsdecode(library.fuse_pkgversion())
-    except (OSError, AttributeError):
-        return "unknown"
-
-
-def fuse_stack(listings: Listings) -> str:
-    """One line for `musicfs --version`: pyfuse3, libfuse and the listings mode a mount would use."""
-    return f"pyfuse3 {pyfuse3.__version__}, libfuse {libfuse_version()}, listings {listings.name}"
