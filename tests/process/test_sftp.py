@@ -23,7 +23,14 @@ from chaos.daemon import DaemonProcess
 from chaos.sshd import PASSPHRASE, Sshd
 from musicfs.demo import DemoLibrary
 from tests.process.albums import source_flac, write_album, write_track
-from tests.process.conftest import Spawn, assert_clean_log, musicfs, status_of, wait_until
+from tests.process.conftest import (
+    Spawn,
+    assert_clean_log,
+    musicfs,
+    read_past_the_kernel,
+    status_of,
+    wait_until,
+)
 
 READ_TIMEOUT = 2.0
 
@@ -68,19 +75,6 @@ def _view(mountpoint: Path) -> dict[Path, bytes]:
         for path in sorted(mountpoint.rglob("*.flac"))
         if path.is_file()
     }
-
-
-def _read_past_the_kernel(path: Path) -> bytes:
-    """Read through the daemon: drop the kernel's pages of this file first (keep_cache keeps them)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while data := os.read(fd, 1 << 17):
-            chunks.append(data)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _origin_state(daemon: DaemonProcess) -> str:
@@ -173,21 +167,21 @@ def test_a_frozen_sshd_serves_cached_tracks_fails_others_fast_and_comes_back(
     sshd.freeze()
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / never_read)
+        read_past_the_kernel(mnt / never_read)
     assert error.value.errno == errno.EIO
     assert time.monotonic() - started < READ_TIMEOUT + 1.5, "a read must give up at its deadline"
     wait_until(lambda: _origin_state(daemon) == "offline", "the origin to be reported offline", daemon.log)
     assert status_of(mnt)["state"] == "offline"
-    assert _read_past_the_kernel(mnt / played) == sftp_library[played]  # from the verified cache
+    assert read_past_the_kernel(mnt / played) == sftp_library[played]  # from the verified cache
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / read_later)
+        read_past_the_kernel(mnt / read_later)
     assert error.value.errno == errno.EIO and time.monotonic() - started < 1.0  # offline: at once
     assert sorted(p.relative_to(mnt) for p in mnt.rglob("*.flac")) == sorted(sftp_library)
 
     sshd.thaw()
     wait_until(lambda: _origin_state(daemon) == "ok", "the origin to be back", daemon.log)
-    assert _read_past_the_kernel(mnt / read_later) == sftp_library[read_later]
+    assert read_past_the_kernel(mnt / read_later) == sftp_library[read_later]
 
 
 @pytest.mark.allow_log(
@@ -234,12 +228,12 @@ def test_a_killed_and_restarted_sshd_is_read_again_by_itself(
     sshd.kill()
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / never_read)
+        read_past_the_kernel(mnt / never_read)
     assert error.value.errno == errno.EIO and time.monotonic() - started < READ_TIMEOUT + 1.5
-    assert _read_past_the_kernel(mnt / played) == sftp_library[played]
+    assert read_past_the_kernel(mnt / played) == sftp_library[played]
     sshd.start()
     wait_until(lambda: _origin_state(daemon) == "ok", "the origin to be back", daemon.log)
-    assert _read_past_the_kernel(mnt / never_read) == sftp_library[never_read]
+    assert read_past_the_kernel(mnt / never_read) == sftp_library[never_read]
 
 
 @pytest.mark.allow_log(

@@ -23,7 +23,14 @@ from chaos.daemon import DaemonProcess
 from chaos.webdavd import PASSWORD, USERNAME, WebDAVServer
 from musicfs.demo import DemoLibrary
 from tests.process.albums import source_flac, write_album, write_track
-from tests.process.conftest import Spawn, assert_clean_log, musicfs, status_of, wait_until
+from tests.process.conftest import (
+    Spawn,
+    assert_clean_log,
+    musicfs,
+    read_past_the_kernel,
+    status_of,
+    wait_until,
+)
 
 READ_TIMEOUT = 2.0
 
@@ -63,19 +70,6 @@ def _config(tmp_path: Path, server: WebDAVServer, password: str = PASSWORD, **ex
 
 def _view(mountpoint: Path) -> dict[Path, bytes]:
     return {p.relative_to(mountpoint): p.read_bytes() for p in sorted(mountpoint.rglob("*.flac"))}
-
-
-def _read_past_the_kernel(path: Path) -> bytes:
-    """Read through the daemon: drop the kernel's pages of this file first (keep_cache keeps them)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        chunks = []
-        while data := os.read(fd, 1 << 17):
-            chunks.append(data)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _origin_state(daemon: DaemonProcess) -> str:
@@ -156,19 +150,19 @@ def test_a_frozen_server_serves_cached_tracks_fails_others_fast_and_comes_back(
     webdav_server.freeze()
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / never_read)
+        read_past_the_kernel(mnt / never_read)
     assert error.value.errno == errno.EIO
     assert time.monotonic() - started < READ_TIMEOUT + 1.5, "a read must give up at its deadline"
     wait_until(lambda: _origin_state(daemon) == "offline", "the origin to be reported offline", daemon.log)
-    assert _read_past_the_kernel(mnt / played) == library[played]  # from the verified cache
+    assert read_past_the_kernel(mnt / played) == library[played]  # from the verified cache
     started = time.monotonic()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / read_later)
+        read_past_the_kernel(mnt / read_later)
     assert error.value.errno == errno.EIO and time.monotonic() - started < 1.0  # offline: at once
 
     webdav_server.thaw()
     wait_until(lambda: _origin_state(daemon) == "ok", "the origin to be back", daemon.log)
-    assert _read_past_the_kernel(mnt / read_later) == library[read_later]
+    assert read_past_the_kernel(mnt / read_later) == library[read_later]
 
 
 @pytest.mark.allow_log(r"is offline \(no answer within", r"open failed: RemoteOrigin\(.*no answer within")
@@ -211,12 +205,12 @@ def test_a_server_killed_and_started_again_is_read_again(
     assert (mnt / first).read_bytes() == library[first]
     webdav_server.kill()
     with pytest.raises(OSError) as error:
-        _read_past_the_kernel(mnt / second)
+        read_past_the_kernel(mnt / second)
     assert error.value.errno == errno.EIO
     wait_until(lambda: _origin_state(daemon) == "offline", "the origin to be reported offline", daemon.log)
     webdav_server.restart()
     wait_until(lambda: _origin_state(daemon) == "ok", "the origin to be back", daemon.log)
-    assert _read_past_the_kernel(mnt / second) == library[second]
+    assert read_past_the_kernel(mnt / second) == library[second]
     assert _view(mnt) == library
 
 
